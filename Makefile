@@ -1,0 +1,57 @@
+# Everything runs from a fresh clone: `make demo` and `make test` install what they need.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BUF_VERSION := v1.50.0
+BUF := $(CURDIR)/.cache/bin/buf
+PROTOS := $(shell find protos -name '*.proto' | sort)
+export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python:$(CURDIR)/libs
+
+.PHONY: demo up down status test lint protos deps clean
+
+## demo: start Kafka, PostgreSQL and the services, then run a regulation through them
+demo: up
+	$(PY) -m deploy.local.demo
+
+## up / down / status: the local platform in the background (data kept in .data/)
+up: deps protos
+	$(PY) -m deploy.local.supervisor up
+
+down: deps
+	$(PY) -m deploy.local.supervisor down
+
+status: deps
+	$(PY) -m deploy.local.supervisor status
+
+## test: every test, against a real Kafka broker and PostgreSQL server of its own
+test: deps protos
+	$(PY) -m pytest
+
+## lint: buf lint on the protobuf contracts
+lint: $(BUF)
+	cd protos && $(BUF) lint
+
+## protos: generate Python code (with .pyi stubs) into gen/python; never edited by hand
+protos: gen/python/.generated
+
+gen/python/.generated: $(PROTOS) $(VENV)/.installed
+	rm -rf gen/python && mkdir -p gen/python
+	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen/python --pyi_out=gen/python \
+		--grpc_python_out=gen/python $(PROTOS)
+	touch $@
+
+deps: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(BUF):
+	GOBIN=$(CURDIR)/.cache/bin go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+## clean: remove generated code and local data (stop the platform first: make down)
+clean:
+	rm -rf gen .data

@@ -1,0 +1,88 @@
+"""PostgreSQL access: an asyncpg pool bound to the service's own schema, and versioned SQL
+migrations applied at start."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+import asyncpg
+
+log = logging.getLogger(__name__)
+
+# Migrations every service gets: the outbox and the inbox tables.
+SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
+_SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+_MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+class MigrationError(RuntimeError):
+    """A migration file changed after it was applied, or is misnamed."""
+
+
+def _check_schema(schema: str) -> str:
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"schema name {schema!r} must match {_SCHEMA_NAME.pattern}")
+    return schema
+
+
+async def create_pool(database_url: str, schema: str, *, min_size: int = 1,
+                      max_size: int = 10) -> asyncpg.Pool:
+    """Opens a pool whose connections see the service's schema first and speak UTF-8."""
+    return await asyncpg.create_pool(
+        database_url, min_size=min_size, max_size=max_size,
+        server_settings={"search_path": _check_schema(schema), "client_encoding": "UTF8",
+                         "application_name": schema})
+
+
+def _migration_files(directories: list[Path]) -> list[tuple[str, str]]:
+    """Lists (qualified name, SQL) in order: shared ones first, then each directory's."""
+    found = []
+    for directory in directories:
+        for path in sorted(directory.glob("*.sql")):
+            if not _MIGRATION_NAME.match(path.name):
+                raise MigrationError(f"{path}: migration files are named NNNN_what.sql")
+            found.append((f"{directory.parent.name}/{path.name}", path.read_text("utf-8")))
+    return found
+
+
+async def migrate(database_url: str, schema: str, directories: list[Path]) -> list[str]:
+    """Creates the schema and applies the shared and the given migrations not applied yet,
+    each in its own transaction; returns the names applied now. Concurrent starts of the same
+    service wait for each other on an advisory lock."""
+    _check_schema(schema)
+    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    try:
+        lock_id = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " name text PRIMARY KEY, checksum text NOT NULL,"
+                " applied_at timestamptz NOT NULL DEFAULT now())")
+            applied = {r["name"]: r["checksum"]
+                       for r in await conn.fetch("SELECT name, checksum FROM schema_migrations")}
+            done = []
+            for name, sql in _migration_files([SHARED_MIGRATIONS, *directories]):
+                checksum = hashlib.sha256(sql.encode()).hexdigest()
+                if name in applied:
+                    if applied[name] != checksum:
+                        raise MigrationError(
+                            f"{name} was changed after it was applied to schema {schema}; "
+                            "add a new migration instead")
+                    continue
+                async with conn.transaction():
+                    await conn.execute(sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (name, checksum) VALUES ($1, $2)",
+                        name, checksum)
+                log.info("applied migration %s to schema %s", name, schema)
+                done.append(name)
+            return done
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_id)
+    finally:
+        await conn.close()

@@ -1,0 +1,162 @@
+"""Transactional outbox and inbox.
+
+A service writes its state and the events describing it in the same PostgreSQL transaction
+(`enqueue`); the relay publishes unsent rows in order and marks them sent. A relay killed
+between publishing and marking re-sends on restart: consumers absorb that with the inbox
+(`first_delivery`), so delivery is at-least-once and handling exactly-once."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+
+import asyncpg
+from kafka import KafkaProducer
+
+from policykit import metrics
+from policykit.envelope import Event, to_record
+
+log = logging.getLogger(__name__)
+
+
+class OutboxError(RuntimeError):
+    """The outbox was used outside a transaction, which would break atomicity."""
+
+
+async def enqueue(conn: asyncpg.Connection, topic: str, event: Event) -> None:
+    """Adds the event to the outbox within the caller's open transaction."""
+    if not conn.is_in_transaction():
+        raise OutboxError("enqueue must run inside the transaction that changes the state")
+    key, value, headers = to_record(event)
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, record_key, value, headers)"
+        " VALUES ($1, $2, $3, $4, $5)",
+        event.id, topic, key, value,
+        json.dumps([[name, raw.decode("utf-8")] for name, raw in headers], ensure_ascii=False))
+
+
+async def first_delivery(conn: asyncpg.Connection, consumer: str, event: Event) -> bool:
+    """Records that `consumer` handles the event; False when it already has. Call it in the
+    transaction that applies the event, so the record and the effects commit together."""
+    if not conn.is_in_transaction():
+        raise OutboxError("first_delivery must run inside the transaction that handles the event")
+    status = await conn.execute(
+        "INSERT INTO inbox (consumer, event_id, event_type) VALUES ($1, $2, $3)"
+        " ON CONFLICT DO NOTHING", consumer, event.id, event.type)
+    if status.endswith(" 0"):
+        metrics.EVENTS_DUPLICATE.labels(consumer).inc()
+        return False
+    return True
+
+
+class OutboxRelay:
+    """Publishes outbox rows to Kafka in id order. One relay per schema works at a time (an
+    advisory lock), so replicas of a service never reorder one regulation's events."""
+
+    def __init__(self, pool: asyncpg.Pool, producer: KafkaProducer, schema: str, *,
+                 batch_size: int = 500, poll_interval_s: float = 0.1):
+        self.pool = pool
+        self.producer = producer
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self._lock_id = int.from_bytes(
+            hashlib.sha256(f"outbox-relay:{schema}".encode()).digest()[:8], "big", signed=True)
+
+    async def publish_batch(self) -> int:
+        """Publishes one batch and marks it sent once Kafka acknowledged every record;
+        returns the number of rows published."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
+                return 0
+            rows = await conn.fetch(
+                "SELECT id, topic, record_key, value, headers FROM outbox"
+                " WHERE sent_at IS NULL ORDER BY id LIMIT $1", self.batch_size)
+            if not rows:
+                return 0
+            await asyncio.get_running_loop().run_in_executor(None, self._send, rows)
+            await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+                               [row["id"] for row in rows])
+        metrics.OUTBOX_PUBLISHED.inc(len(rows))
+        return len(rows)
+
+    def _send(self, rows: list[asyncpg.Record]) -> None:
+        futures = [
+            self.producer.send(
+                row["topic"], key=bytes(row["record_key"]), value=bytes(row["value"]),
+                headers=[(name, text.encode("utf-8")) for name, text in json.loads(row["headers"])])
+            for row in rows
+        ]
+        self.producer.flush()
+        for future in futures:
+            future.get(timeout=60)  # raises if any record was not acknowledged
+
+    async def backlog(self) -> tuple[int, float]:
+        """Returns (unsent rows, age in seconds of the oldest one)."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                " AS age FROM outbox WHERE sent_at IS NULL")
+        return row["n"], float(row["age"])
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publishes until `stop` is set, then drains what is left. Failures are logged and
+        retried: nothing leaves the outbox unpublished."""
+        while True:
+            try:
+                published = await self.publish_batch()
+                backlog, age = await self.backlog()
+                metrics.OUTBOX_BACKLOG.set(backlog)
+                metrics.OUTBOX_OLDEST_AGE.set(age)
+            except Exception:
+                log.exception("outbox relay failed; retrying")
+                published = 0
+                if stop.is_set():
+                    return  # do not spin on a broken link during shutdown
+            if stop.is_set() and not published:
+                return
+            if not published:
+                try:
+                    await asyncio.wait_for(stop.wait(), self.poll_interval_s)
+                except asyncio.TimeoutError:
+                    pass
+
+
+async def drain(database_url: str, bootstrap_servers: str, schema: str,
+                batch_size: int = 500) -> int:
+    """Publishes everything in the schema's outbox and returns the number of rows sent."""
+    from policykit.db import create_pool
+    from policykit.kafka_io import create_producer
+
+    pool = await create_pool(database_url, schema)
+    producer = create_producer(bootstrap_servers, client_id=f"{schema}-outbox-drain")
+    try:
+        relay = OutboxRelay(pool, producer, schema, batch_size=batch_size)
+        total = 0
+        while published := await relay.publish_batch():
+            total += published
+        return total
+    finally:
+        producer.close()
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m policykit.outbox --schema S`: publishes a service's outbox backlog and exits,
+    e.g. after an outage, using DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS."""
+    import argparse
+
+    from policykit.config import env_str
+
+    parser = argparse.ArgumentParser(prog="python -m policykit.outbox", description=main.__doc__)
+    parser.add_argument("--schema", required=True, help="the service's schema, e.g. drafting")
+    parser.add_argument("--batch-size", type=int, default=500)
+    args = parser.parse_args(argv)
+    sent = asyncio.run(drain(env_str("DATABASE_URL"), env_str("KAFKA_BOOTSTRAP_SERVERS"),
+                             args.schema, args.batch_size))
+    print(f"published {sent} outbox row(s) from schema {args.schema}")
+
+
+if __name__ == "__main__":
+    main()

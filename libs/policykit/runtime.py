@@ -1,0 +1,105 @@
+"""The start-up and shutdown every service shares.
+
+Configuration is validated first; then logs, metrics, topics, migrations, the database pool,
+the Kafka producer and the outbox relay come up, the service adds its gRPC servicers and
+background work, and the gRPC server reports SERVING. SIGTERM or SIGINT drains in reverse:
+NOT_SERVING, in-flight calls finish, background work stops, the outbox is flushed."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+import asyncpg
+import grpc
+from kafka import KafkaProducer
+
+from policykit import db, jsonlog, metrics
+from policykit.config import ConfigError, ServiceSettings
+from policykit.grpc_server import GrpcServer
+from policykit.kafka_io import create_producer
+from policykit.outbox import OutboxRelay
+from policykit.topics import ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceContext:
+    """What a service's setup gets to build its servicers and workers with."""
+
+    settings: ServiceSettings
+    pool: asyncpg.Pool
+    producer: KafkaProducer
+    stop: asyncio.Event
+
+
+@dataclass
+class ServiceParts:
+    """What a service adds to the shared runtime."""
+
+    # Each adds a servicer to the server, e.g. `lambda s: add_XServicer_to_server(impl, s)`.
+    registrations: list[Callable[[grpc.aio.Server], None]]
+    # Full names of the gRPC services, for health and reflection.
+    service_names: list[str]
+    # Long-running coroutines that return once ctx.stop is set.
+    background: list[Awaitable[None]] = field(default_factory=list)
+
+
+Setup = Callable[[ServiceContext], Awaitable[ServiceParts]]
+
+
+async def serve(name: str, migrations: Path, setup: Setup,
+                settings: ServiceSettings | None = None) -> None:
+    """Runs the service until SIGTERM/SIGINT; raises if a background worker fails."""
+    settings = settings or ServiceSettings.from_env(name)
+    jsonlog.configure(name, settings.log_level)
+    metrics_port = metrics.serve(settings.metrics_port)
+    loop = asyncio.get_running_loop()
+    await loop.run_in_executor(None, ensure_topics, settings.kafka_bootstrap_servers)
+    await db.migrate(settings.database_url, name, [migrations])
+    pool = await db.create_pool(settings.database_url, name)
+    producer = create_producer(settings.kafka_bootstrap_servers, client_id=name)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        parts = await setup(ServiceContext(settings, pool, producer, stop))
+        relay = OutboxRelay(pool, producer, name,
+                            poll_interval_s=settings.outbox_poll_interval_ms / 1000)
+        # The relay stops last, after in-flight calls have written their outbox rows.
+        relay_stop = asyncio.Event()
+        workers = [asyncio.ensure_future(w) for w in (relay.run(relay_stop), *parts.background)]
+        server = GrpcServer(settings.grpc_port, parts.registrations, parts.service_names)
+        grpc_port = await server.start()
+        log.info("serving gRPC on %d, metrics on %d", grpc_port, metrics_port)
+        stopped = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait([stopped, *workers], return_when=asyncio.FIRST_COMPLETED)
+        failed = next((w for w in done if w is not stopped and w.exception()), None)
+        log.info("shutting down")
+        stop.set()
+        await server.stop(settings.shutdown_grace_seconds)
+        relay_stop.set()
+        await asyncio.gather(*workers, return_exceptions=True)
+        if failed is not None:
+            raise RuntimeError("a background worker failed") from failed.exception()
+    finally:
+        await loop.run_in_executor(None, producer.close)
+        await pool.close()
+    log.info("stopped")
+
+
+def main(name: str, migrations: Path, setup: Setup) -> None:
+    """Console entry point: exits 2 naming the variable on bad configuration, 0 after a
+    graceful stop."""
+    try:
+        settings = ServiceSettings.from_env(name)
+    except ConfigError as error:
+        print(f"{name}: configuration error: {error}", file=sys.stderr)
+        sys.exit(2)
+    asyncio.run(serve(name, migrations, setup, settings))

@@ -1,0 +1,59 @@
+"""Migrations and topic creation against the real servers."""
+
+import pytest
+
+from policykit import db
+from policykit.topics import TopicSpec, ensure_topics, load
+
+
+async def test_migrations_apply_once_and_refuse_edits(database_url, schema_name, tmp_path):
+    service = tmp_path / "svc" / "migrations"
+    service.mkdir(parents=True)
+    (service / "0001_things.sql").write_text("CREATE TABLE things (name text);")
+    applied = await db.migrate(database_url, schema_name, [service])
+    assert applied == ["policykit/0001_outbox_inbox.sql", "svc/0001_things.sql"]
+    assert await db.migrate(database_url, schema_name, [service]) == []
+
+    (service / "0001_things.sql").write_text("CREATE TABLE things (name text, extra int);")
+    with pytest.raises(db.MigrationError, match="svc/0001_things.sql was changed"):
+        await db.migrate(database_url, schema_name, [service])
+
+
+async def test_pool_is_bound_to_the_schema_and_keeps_vietnamese(database_url, schema_name):
+    await db.migrate(database_url, schema_name, [])
+    pool = await db.create_pool(database_url, schema_name)
+    try:
+        title = "Luật Đất đai (sửa đổi): lấy ý kiến Nhân dân"
+        async with pool.acquire() as conn:
+            await conn.execute("CREATE TABLE notes (body text)")
+            await conn.execute("INSERT INTO notes VALUES ($1)", title)
+            assert (await conn.fetchval("SELECT body FROM notes")).encode() == title.encode()
+            assert await conn.fetchval("SELECT to_regclass('outbox')::text") == "outbox"
+    finally:
+        await pool.close()
+
+
+def test_declared_topics_are_created_idempotently(kafka_bootstrap):
+    from kafka.admin import KafkaAdminClient
+
+    declaration = load()
+    extra = TopicSpec(name="test.topics-idempotent", partitions=2, replication_factor=3,
+                      min_insync_replicas=2, retention_ms=60_000, cleanup_policy="delete",
+                      description="")
+    ensure_topics(kafka_bootstrap, declaration, [extra])
+    assert ensure_topics(kafka_bootstrap, declaration, [extra]) == []
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        existing = set(admin.list_topics())
+        assert set(declaration.topics) <= existing
+        assert {"policy.dlq.communication", "policy.dlq.evaluation"} <= existing
+        [described] = admin.describe_topics(["test.topics-idempotent"])
+        assert len(described["partitions"]) == 2
+    finally:
+        admin.close()
+
+
+def test_every_consumer_group_has_a_dead_letter_topic():
+    declaration = load()
+    for group in declaration.consumes:
+        assert declaration.dead_letter_topic(group) in declaration.topics

@@ -1,0 +1,49 @@
+"""Vietnamese-first text handling: NFC everywhere, corrupted input detected, not stored as fine."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+# "Thủ tướng" after a lossy re-encoding arrives as "Th? t??ng": a '?' or U+FFFD glued to
+# letters is the signature. A '?' ending a word before a space or the text's end is a question.
+_CORRUPTION = re.compile(r"\ufffd|\w\?+\w|(?<=\s)\?+\w")
+# UTF-8 bytes decoded as Latin-1/CP1252 produce pairs like "Ã¡", "Æ°", "á»": mojibake.
+_MOJIBAKE = re.compile(r"[ÃÂÄÅÆá][\u0080-\u00bf\u2018-\u203a\u0192\u02c6\u02dc]")
+
+
+def nfc(text: str) -> str:
+    """Returns the text in Unicode normal form C (precomposed diacritics)."""
+    return unicodedata.normalize("NFC", text)
+
+
+def looks_corrupted(text: str) -> bool:
+    """Tells whether the text shows the marks of a lossy or wrong decoding."""
+    return bool(_CORRUPTION.search(text) or _MOJIBAKE.search(text))
+
+
+def normalize_message(message: Message) -> Message:
+    """Normalises every string field of the message, nested ones included, to NFC in place."""
+    for field, value in message.ListFields():
+        if field.type == FieldDescriptor.TYPE_STRING:
+            if field.is_repeated:
+                value[:] = [nfc(v) for v in value]
+            else:
+                setattr(message, field.name, nfc(value))
+        elif field.type == FieldDescriptor.TYPE_MESSAGE:
+            if field.message_type.GetOptions().map_entry:
+                continue
+            items = value if field.is_repeated else [value]
+            for item in items:
+                normalize_message(item)
+    return message
+
+
+def without_diacritics(text: str) -> str:
+    """Returns an ASCII rendering for channels (SMS) that cannot carry diacritics."""
+    text = nfc(text).replace("Đ", "D").replace("đ", "d")
+    decomposed = unicodedata.normalize("NFD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))

@@ -1,0 +1,124 @@
+"""The drafting service as a running process against real Kafka and PostgreSQL."""
+
+import threading
+import time
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2
+
+from policy.common.v1 import common_pb2
+from policy.drafting.v1 import drafting_service_pb2 as api
+from policy.drafting.v1 import drafting_service_pb2_grpc as api_grpc
+from policykit.envelope import from_record
+from policykit.errors import field_violations
+from tests.support import health_status, read_topic, start_service
+
+TITLE = "Luật Đất đai (sửa đổi): lấy ý kiến Nhân dân"
+
+
+@pytest.fixture
+def drafting(platform_topics, database_url, tmp_path):
+    service = start_service("services.drafting", tmp_path, {
+        "KAFKA_BOOTSTRAP_SERVERS": platform_topics, "DATABASE_URL": database_url,
+        "OUTBOX_POLL_INTERVAL_MS": "20"})
+    yield service
+    service.terminate()
+
+
+def register_request(**overrides) -> api.RegisterDraftRequest:
+    fields = dict(
+        idempotency_key=f"key-{time.monotonic_ns()}",
+        regulation_type=common_pb2.REGULATION_TYPE_LAW, title=TITLE,
+        summary="Sửa đổi quy định về bồi thường, hỗ trợ, tái định cư.",
+        lead_agency_id="bnnmt", impact_level=common_pb2.IMPACT_LEVEL_HIGH,
+        affected_groups=["nong-dan"], affected_province_codes=["02", "lai-chau"])
+    fields.update(overrides)
+    return api.RegisterDraftRequest(**fields)
+
+
+def test_health_reports_serving(drafting):
+    assert health_status(drafting.grpc_target) == health_pb2.HealthCheckResponse.SERVING
+    assert health_status(drafting.grpc_target, "policy.drafting.v1.DraftingService") == (
+        health_pb2.HealthCheckResponse.SERVING)
+
+
+def test_registered_draft_is_stored_and_published(drafting, platform_topics):
+    with grpc.insecure_channel(drafting.grpc_target) as channel:
+        stub = api_grpc.DraftingServiceStub(channel)
+        draft = stub.RegisterDraft(register_request(), timeout=10).draft
+        assert stub.GetDraft(api.GetDraftRequest(regulation_id=draft.regulation_id)).draft == draft
+
+    def found(records):
+        return any(r.key == draft.regulation_id.encode() for r in records)
+
+    records = read_topic(platform_topics, ["policy.drafting.v1"], found)
+    [record] = [r for r in records if r.key == draft.regulation_id.encode()]
+    event = from_record(record.key, record.value, record.headers)
+    assert event.type == "policy.drafting.v1.DraftRegistered"
+    assert event.payload.title.encode() == TITLE.encode()
+    assert list(event.payload.affected_province_codes) == ["02", "lai-chau"]
+
+
+def test_retry_with_the_same_idempotency_key_creates_nothing_twice(drafting, platform_topics):
+    request = register_request()
+    with grpc.insecure_channel(drafting.grpc_target) as channel:
+        stub = api_grpc.DraftingServiceStub(channel)
+        first = stub.RegisterDraft(request, timeout=10)
+        again = stub.RegisterDraft(request, timeout=10)
+    assert first == again
+    records = read_topic(platform_topics, ["policy.drafting.v1"],
+                         lambda rs: any(r.key == first.draft.regulation_id.encode() for r in rs))
+    assert sum(r.key == first.draft.regulation_id.encode() for r in records) == 1
+
+
+@pytest.mark.parametrize("overrides, fields", [
+    (dict(title=""), {"title"}),
+    (dict(title="Lu?t ??t ?ai"), {"title"}),
+    (dict(regulation_type=0, impact_level=99), {"regulation_type", "impact_level"}),
+    (dict(lead_agency_id="Bộ Nội vụ"), {"lead_agency_id"}),
+    (dict(affected_province_codes=["02", "Hà Giang"]), {"affected_province_codes[1]"}),
+    (dict(idempotency_key=""), {"idempotency_key"}),
+])
+def test_invalid_input_names_the_fields(drafting, overrides, fields):
+    with grpc.insecure_channel(drafting.grpc_target) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            api_grpc.DraftingServiceStub(channel).RegisterDraft(
+                register_request(**overrides), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert {field for field, _ in field_violations(caught.value)} == fields
+
+
+def test_unknown_draft_is_not_found(drafting):
+    with grpc.insecure_channel(drafting.grpc_target) as channel:
+        with pytest.raises(grpc.RpcError) as caught:
+            api_grpc.DraftingServiceStub(channel).GetDraft(
+                api.GetDraftRequest(regulation_id="no-such-draft"), timeout=10)
+    assert caught.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_sigterm_drains_in_flight_calls_and_exits_zero(drafting, platform_topics):
+    results, errors = [], []
+
+    def register_many():
+        with grpc.insecure_channel(drafting.grpc_target) as channel:
+            stub = api_grpc.DraftingServiceStub(channel)
+            for _ in range(200):
+                try:
+                    results.append(stub.RegisterDraft(register_request(), timeout=10).draft)
+                except grpc.RpcError as error:
+                    errors.append(error.code())
+                    return
+
+    client = threading.Thread(target=register_many)
+    client.start()
+    while len(results) < 20 and client.is_alive():
+        time.sleep(0.01)
+    assert drafting.terminate() == 0
+    client.join()
+    # Calls after the stop are refused, never half-done: every accepted draft is on the topic.
+    assert set(errors) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+    ids = {d.regulation_id.encode() for d in results}
+    read_topic(platform_topics, ["policy.drafting.v1"],
+               lambda rs: ids <= {r.key for r in rs})
+    assert '"message": "stopped"' in drafting.log.read_text()

@@ -1,0 +1,96 @@
+"""Helpers for tests that talk to the real broker and to running services."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from kafka import KafkaConsumer, TopicPartition
+
+from deploy.local.kafka_broker import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHONPATH = os.pathsep.join(str(REPO / p) for p in (".", "gen/python", "libs"))
+
+
+def read_topic(bootstrap: str, topics: list[str], until: Callable[[list], bool],
+               timeout: float = 60) -> list:
+    """Reads the topics from the beginning with a throwaway group until `until(records)`
+    holds; fails the test when the deadline passes first."""
+    consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"t-{uuid.uuid4()}",
+                             auto_offset_reset="earliest", enable_auto_commit=False)
+    records: list = []
+    deadline = time.monotonic() + timeout
+    try:
+        while not until(records):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out reading {topics}; got {len(records)} records")
+            for batch in consumer.poll(timeout_ms=500).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()
+
+
+def health_status(target: str, service: str = "", timeout: float = 2) -> int:
+    with grpc.insecure_channel(target) as channel:
+        return health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout).status
+
+
+@dataclass
+class RunningService:
+    process: subprocess.Popen
+    grpc_target: str
+    metrics_port: int
+    log: Path
+
+    def terminate(self, timeout: float = 30) -> int:
+        """Sends SIGTERM and returns the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+
+def start_service(module: str, log_dir: Path, env: dict[str, str],
+                  timeout: float = 60) -> RunningService:
+    """Starts `python -m module` on free ports and waits until its health check says SERVING."""
+    grpc_port, metrics_port = free_port(), free_port()
+    log = log_dir / f"{module}.log"
+    process = subprocess.Popen(
+        [sys.executable, "-m", module], cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+        env={**os.environ, **env, "PYTHONPATH": PYTHONPATH, "GRPC_PORT": str(grpc_port),
+             "METRICS_PORT": str(metrics_port)})
+    target = f"127.0.0.1:{grpc_port}"
+    deadline = time.monotonic() + timeout
+    while True:
+        if process.poll() is not None:
+            raise AssertionError(f"{module} exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if health_status(target, timeout=1) == health_pb2.HealthCheckResponse.SERVING:
+                return RunningService(process, target, metrics_port, log)
+        except grpc.RpcError:
+            pass
+        if time.monotonic() > deadline:
+            process.kill()
+            raise AssertionError(f"{module} not SERVING after {timeout}s:\n{log.read_text()}")
+        time.sleep(0.2)
+
+
+def topic_size(bootstrap: str, topic: str) -> int:
+    """Counts the records ever written to the topic (the sum of its partitions' end offsets)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        return sum(consumer.end_offsets(partitions).values())
+    finally:
+        consumer.close()
