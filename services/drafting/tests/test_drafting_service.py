@@ -1,18 +1,21 @@
 """The drafting service as a running process against real Kafka and PostgreSQL."""
 
+import subprocess
+import sys
 import threading
 import time
 
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from policy.common.v1 import common_pb2
 from policy.drafting.v1 import drafting_service_pb2 as api
 from policy.drafting.v1 import drafting_service_pb2_grpc as api_grpc
 from policykit.envelope import from_record
 from policykit.errors import field_violations
-from tests.support import health_status, read_topic, start_service
+from tests.support import PYTHONPATH, REPO, health_status, read_topic, start_service
 
 TITLE = "Luật Đất đai (sửa đổi): lấy ý kiến Nhân dân"
 
@@ -122,3 +125,21 @@ def test_sigterm_drains_in_flight_calls_and_exits_zero(drafting, platform_topics
     read_topic(platform_topics, ["policy.drafting.v1"],
                lambda rs: ids <= {r.key for r in rs})
     assert '"message": "stopped"' in drafting.log.read_text()
+
+
+def test_reflection_lists_the_services(drafting):
+    with grpc.insecure_channel(drafting.grpc_target) as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        [reply] = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=10)
+    names = {s.name for s in reply.list_services_response.service}
+    assert {"policy.drafting.v1.DraftingService", "grpc.health.v1.Health"} <= names
+
+
+def test_bad_configuration_stops_start_up_naming_the_variable(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": PYTHONPATH,
+           "DATABASE_URL": "postgresql://postgres@127.0.0.1:1/x"}
+    finished = subprocess.run([sys.executable, "-m", "services.drafting"], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=60)
+    assert finished.returncode == 2
+    assert "KAFKA_BOOTSTRAP_SERVERS must be set" in finished.stderr
