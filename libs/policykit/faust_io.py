@@ -85,3 +85,13 @@ def add_event_agent(app: faust.App, topics: list[str], dead_letter_topic: str,
             await handle(event.message)
 
     return app.agent(source, name=f"{app.conf.id}-events")(agent)
+
+
+async def run_app(app: faust.App, stop: asyncio.Event) -> None:
+    """Runs the Faust app inside the service's event loop until `stop` is set; a service
+    passes this to the runtime as background work, beside its gRPC server."""
+    await app.start()
+    try:
+        await stop.wait()
+    finally:
+        await app.stop()
