@@ -94,3 +94,16 @@ def topic_size(bootstrap: str, topic: str) -> int:
         return sum(consumer.end_offsets(partitions).values())
     finally:
         consumer.close()
+
+
+def eventually(check: Callable[[], object], timeout: float = 60, interval: float = 0.2,
+               what: str = "condition"):
+    """Returns check()'s first truthy value; fails the test if none comes before the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
+        time.sleep(interval)

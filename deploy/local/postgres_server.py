@@ -122,6 +122,8 @@ class PostgresServer:
         """Stops the server with a fast shutdown and waits for it to exit; does nothing when it is not running."""
         if not self.is_running():
             return
+        # A parent's mode may have changed since start (pytest resets its temp root's, for one).
+        self._prepare_dirs()
         try:
             self._run(
                 "pg_ctl",

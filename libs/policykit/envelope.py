@@ -8,6 +8,7 @@ and the record key is the regulation id so that one regulation's events stay in 
 from __future__ import annotations
 
 import importlib
+import json
 import pkgutil
 import uuid
 from dataclasses import dataclass
@@ -138,3 +139,12 @@ def from_record(key: bytes | None, value: bytes | None, headers: Headers | None)
             f"ce_subject {subject!r} differs from regulation_id {payload.regulation_id!r}")
     return Event(id=attrs["ce_id"], source=attrs["ce_source"], type=attrs["ce_type"],
                  time=time, subject=subject, payload=payload)
+
+
+def headers_to_json(headers: Headers) -> str:
+    """Serialises envelope headers (all UTF-8 text) for storage in a jsonb column."""
+    return json.dumps([[name, raw.decode("utf-8")] for name, raw in headers], ensure_ascii=False)
+
+
+def headers_from_json(text: str) -> Headers:
+    return [(name, value.encode("utf-8")) for name, value in json.loads(text)]

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 
 import asyncpg
 from kafka import KafkaProducer
 
 from policykit import metrics
-from policykit.envelope import Event, to_record
+from policykit.envelope import Event, headers_from_json, headers_to_json, to_record
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +32,7 @@ async def enqueue(conn: asyncpg.Connection, topic: str, event: Event) -> None:
     await conn.execute(
         "INSERT INTO outbox (event_id, topic, record_key, value, headers)"
         " VALUES ($1, $2, $3, $4, $5)",
-        event.id, topic, key, value,
-        json.dumps([[name, raw.decode("utf-8")] for name, raw in headers], ensure_ascii=False))
+        event.id, topic, key, value, headers_to_json(headers))
 
 
 async def first_delivery(conn: asyncpg.Connection, consumer: str, event: Event) -> bool:
@@ -85,7 +83,7 @@ class OutboxRelay:
         futures = [
             self.producer.send(
                 row["topic"], key=bytes(row["record_key"]), value=bytes(row["value"]),
-                headers=[(name, text.encode("utf-8")) for name, text in json.loads(row["headers"])])
+                headers=headers_from_json(row["headers"]))
             for row in rows
         ]
         self.producer.flush()

@@ -95,11 +95,10 @@ async def serve(name: str, migrations: Path, setup: Setup,
 
 
 def main(name: str, migrations: Path, setup: Setup) -> None:
-    """Console entry point: exits 2 naming the variable on bad configuration, 0 after a
-    graceful stop."""
+    """Console entry point: exits 2 with the reason on bad configuration (an environment
+    variable, or a configuration file a service's setup loads), 0 after a graceful stop."""
     try:
-        settings = ServiceSettings.from_env(name)
+        asyncio.run(serve(name, migrations, setup, ServiceSettings.from_env(name)))
     except ConfigError as error:
         print(f"{name}: configuration error: {error}", file=sys.stderr)
         sys.exit(2)
-    asyncio.run(serve(name, migrations, setup, settings))

@@ -11,7 +11,8 @@ async def test_migrations_apply_once_and_refuse_edits(database_url, schema_name,
     service.mkdir(parents=True)
     (service / "0001_things.sql").write_text("CREATE TABLE things (name text);")
     applied = await db.migrate(database_url, schema_name, [service])
-    assert applied == ["policykit/0001_outbox_inbox.sql", "svc/0001_things.sql"]
+    assert applied == ["policykit/0001_outbox_inbox.sql", "policykit/0002_idempotent_requests.sql",
+                       "svc/0001_things.sql"]
     assert await db.migrate(database_url, schema_name, [service]) == []
 
     (service / "0001_things.sql").write_text("CREATE TABLE things (name text, extra int);")

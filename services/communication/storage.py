@@ -1,0 +1,126 @@
+"""The task engine's tables: the regulation projection, tasks and deferred events."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import asyncpg
+
+from policy.communication.v1 import task_pb2
+from policykit.envelope import Event, from_record, headers_from_json, headers_to_json, to_record
+
+from services.communication.planner import PlannedTask, Regulation
+
+_REGULATION_COLUMNS = ("regulation_id, regulation_type, title, lead_agency_id, impact_level,"
+                       " affected_groups, affected_province_codes, planned_consultation_start,"
+                       " planned_adoption")
+TASK_COLUMNS = ("task_id, regulation_id, trigger_event_id, playbook_rule, playbook_version, kind,"
+                " title, channel, owner_org_id, audience, region_ids, due_at, priority, status,"
+                " evidence_url, evidence_reach, evidence_note, created_at")
+
+
+def regulation_from_row(row: asyncpg.Record) -> Regulation:
+    return Regulation(
+        regulation_id=row["regulation_id"], regulation_type=row["regulation_type"],
+        title=row["title"], lead_agency_id=row["lead_agency_id"],
+        impact_level=row["impact_level"], affected_groups=tuple(row["affected_groups"]),
+        affected_province_codes=tuple(row["affected_province_codes"]),
+        planned_consultation_start=row["planned_consultation_start"],
+        planned_adoption=row["planned_adoption"])
+
+
+async def save_regulation(conn: asyncpg.Connection, regulation: Regulation) -> None:
+    """Inserts or replaces what is known of the regulation."""
+    await conn.execute(
+        f"INSERT INTO regulations ({_REGULATION_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
+        " ON CONFLICT (regulation_id) DO UPDATE SET regulation_type = $2, title = $3,"
+        " lead_agency_id = $4, impact_level = $5, affected_groups = $6,"
+        " affected_province_codes = $7, planned_consultation_start = $8, planned_adoption = $9",
+        regulation.regulation_id, regulation.regulation_type, regulation.title,
+        regulation.lead_agency_id, regulation.impact_level, list(regulation.affected_groups),
+        list(regulation.affected_province_codes), regulation.planned_consultation_start,
+        regulation.planned_adoption)
+
+
+async def get_regulation(conn: asyncpg.Connection,
+                         regulation_id: str) -> tuple[Regulation, bool] | None:
+    """Returns (regulation, withdrawn), or None when no DraftRegistered was seen for it."""
+    row = await conn.fetchrow(
+        f"SELECT {_REGULATION_COLUMNS}, withdrawn FROM regulations WHERE regulation_id = $1",
+        regulation_id)
+    return (regulation_from_row(row), row["withdrawn"]) if row else None
+
+
+async def mark_withdrawn(conn: asyncpg.Connection, regulation_id: str) -> None:
+    await conn.execute("UPDATE regulations SET withdrawn = true WHERE regulation_id = $1",
+                       regulation_id)
+
+
+def _timestamp(value: datetime | None, target) -> None:
+    if value is not None:
+        target.FromDatetime(value)
+
+
+def task_from_row(row: asyncpg.Record) -> task_pb2.Task:
+    task = task_pb2.Task(
+        task_id=str(row["task_id"]), regulation_id=row["regulation_id"],
+        trigger_event_id=row["trigger_event_id"], playbook_rule=row["playbook_rule"],
+        playbook_version=row["playbook_version"], kind=row["kind"], title=row["title"],
+        channel=row["channel"], owner_org_id=row["owner_org_id"], audience=row["audience"],
+        region_ids=row["region_ids"], priority=row["priority"], status=row["status"])
+    if row["evidence_url"] is not None:
+        task.evidence.url = row["evidence_url"]
+        task.evidence.reach_count = row["evidence_reach"]
+        task.evidence.note = row["evidence_note"] or ""
+    _timestamp(row["due_at"], task.due_at)
+    _timestamp(row["created_at"], task.created_at)
+    return task
+
+
+async def insert_tasks(conn: asyncpg.Connection, planned: list[PlannedTask], event: Event,
+                       playbook_version: str, now: datetime) -> list[task_pb2.Task]:
+    """Stores the planned tasks; returns those that did not exist yet."""
+    if not planned:
+        return []
+    rows = await conn.fetch(
+        f"INSERT INTO tasks (task_id, regulation_id, trigger_event_id, trigger_event_type,"
+        " playbook_rule, playbook_version, kind, title, channel, owner_org_id, audience,"
+        " region_ids, due_at, priority, status, created_at, updated_at)"
+        " SELECT t.task_id, $1, $2, $3, t.rule, $4, t.kind, t.title, t.channel, t.owner,"
+        " t.audience, ARRAY(SELECT jsonb_array_elements_text(t.regions::jsonb)), t.due_at,"
+        " t.priority, $5, $6, $6"
+        " FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::smallint[],"
+        " $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::smallint[])"
+        " AS t(task_id, rule, kind, title, channel, owner, audience, regions, due_at, priority)"
+        f" ON CONFLICT (task_id) DO NOTHING RETURNING {TASK_COLUMNS}",
+        event.regulation_id, event.id, event.type, playbook_version,
+        task_pb2.TASK_STATUS_CREATED, now,
+        [p.task_id for p in planned], [p.rule_id for p in planned], [p.kind for p in planned],
+        [p.title for p in planned], [p.channel for p in planned],
+        [p.owner_org_id for p in planned], [p.audience for p in planned],
+        [json.dumps(list(p.region_ids)) for p in planned], [p.due_at for p in planned],
+        [p.priority for p in planned])
+    return [task_from_row(row) for row in rows]
+
+
+async def defer(conn: asyncpg.Connection, event: Event) -> None:
+    key, value, headers = to_record(event)
+    await conn.execute(
+        "INSERT INTO deferred_events (event_id, regulation_id, record_key, value, headers)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        event.id, event.regulation_id, key, value, headers_to_json(headers))
+
+
+async def take_deferred(conn: asyncpg.Connection, regulation_id: str) -> list[Event]:
+    """Removes and returns the events deferred for the regulation, oldest first."""
+    rows = await conn.fetch(
+        "DELETE FROM deferred_events WHERE regulation_id = $1"
+        " RETURNING record_key, value, headers, deferred_at", regulation_id)
+    rows = sorted(rows, key=lambda r: r["deferred_at"])
+    return [from_record(bytes(r["record_key"]), bytes(r["value"]), headers_from_json(r["headers"]))
+            for r in rows]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
