@@ -1,82 +1,91 @@
 """The DraftingService gRPC API.
 
-Registering and reading drafts are served here; the other lifecycle transitions (revise,
-assess impact, submit for consultation, adopt, withdraw, list) answer UNIMPLEMENTED until
-the drafting issue adds them with their state machine."""
+Each mutating call becomes the drafting event that records it (see changes.py), is validated
+field by field, and is applied once per idempotency key: a retry gets the first response.
+Illegal transitions answer FAILED_PRECONDITION naming the draft's state (see lifecycle.py);
+GetDraft and ListDrafts read the drafts as stored."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
 
 import asyncpg
 import grpc
+from google.protobuf.message import Message
 
 from policy.drafting.v1 import drafting_service_pb2 as api
 from policy.drafting.v1 import drafting_service_pb2_grpc as api_grpc
 from policy.drafting.v1 import events_pb2 as events
-from policykit.envelope import new_event
-from policykit.errors import FieldViolations, NotFound
-from policykit.outbox import enqueue
+from policykit import idempotency
+from policykit.errors import NotFound
 from policykit.text import normalize_message
 
-from services.drafting import storage
-from services.drafting.validation import check_draft_fields, check_idempotency_key
-
-SOURCE = "policy/drafting"
-TOPIC = "policy.drafting.v1"
+from services.drafting import changes, storage
+from services.drafting.validation import check_change, check_get, parse_list_request
 
 
 class DraftingServicer(api_grpc.DraftingServiceServicer):
     def __init__(self, pool: asyncpg.Pool):
         self.pool = pool
 
+    async def _change(self, request: Message, change: Message,
+                      response_type: type[Message]) -> Message:
+        """Records the change the request asks for, once per idempotency key; returns the
+        response with the draft as it is after the change."""
+        idempotency.check_key(request.idempotency_key)
+        normalize_message(changes.copy_fields(request, change))
+        check_change(change)
+        method = response_type.DESCRIPTOR.name.removesuffix("Response")
+
+        async def record(conn: asyncpg.Connection) -> Message:
+            return response_type(draft=await changes.record(conn, change))
+
+        return await idempotency.once(self.pool, request.idempotency_key, method,
+                                      response_type, record)
+
     async def RegisterDraft(self, request: api.RegisterDraftRequest,
                             context: grpc.aio.ServicerContext) -> api.RegisterDraftResponse:
-        normalize_message(request)
-        check_idempotency_key(request.idempotency_key)
-        check_draft_fields(request)
-        async with self.pool.acquire() as conn, conn.transaction():
-            earlier = await storage.remembered_response(
-                conn, request.idempotency_key, "RegisterDraft", api.RegisterDraftResponse)
-            if earlier is not None:
-                return earlier
-            now = datetime.now(timezone.utc)
-            draft = api.Draft(
-                regulation_id=str(uuid.uuid4()), regulation_type=request.regulation_type,
-                title=request.title, summary=request.summary,
-                lead_agency_id=request.lead_agency_id, impact_level=request.impact_level,
-                affected_groups=request.affected_groups,
-                affected_province_codes=request.affected_province_codes,
-                state=api.DRAFT_STATE_DRAFTING, version=1)
-            for field in ("planned_consultation_start", "planned_adoption"):
-                if request.HasField(field):
-                    getattr(draft, field).CopyFrom(getattr(request, field))
-            draft.created_at.FromDatetime(now)
-            draft.updated_at.FromDatetime(now)
-            await storage.insert_draft(conn, draft, now)
-            registered = events.DraftRegistered(
-                regulation_id=draft.regulation_id, regulation_type=draft.regulation_type,
-                title=draft.title, summary=draft.summary, lead_agency_id=draft.lead_agency_id,
-                impact_level=draft.impact_level, affected_groups=draft.affected_groups,
-                affected_province_codes=draft.affected_province_codes,
-                planned_consultation_start=draft.planned_consultation_start,
-                planned_adoption=draft.planned_adoption, registered_at=draft.created_at,
-                version=draft.version)
-            await enqueue(conn, TOPIC, new_event(registered, SOURCE, time=now))
-            response = api.RegisterDraftResponse(draft=draft)
-            await storage.remember_response(conn, request.idempotency_key, "RegisterDraft",
-                                            response)
-            return response
+        registered = events.DraftRegistered(regulation_id=str(uuid.uuid4()))
+        return await self._change(request, registered, api.RegisterDraftResponse)
+
+    async def ReviseDraft(self, request: api.ReviseDraftRequest,
+                          context: grpc.aio.ServicerContext) -> api.ReviseDraftResponse:
+        return await self._change(request, events.DraftRevised(), api.ReviseDraftResponse)
+
+    async def RecordImpactAssessment(
+            self, request: api.RecordImpactAssessmentRequest,
+            context: grpc.aio.ServicerContext) -> api.RecordImpactAssessmentResponse:
+        return await self._change(request, events.ImpactAssessed(),
+                                  api.RecordImpactAssessmentResponse)
+
+    async def SubmitForConsultation(
+            self, request: api.SubmitForConsultationRequest,
+            context: grpc.aio.ServicerContext) -> api.SubmitForConsultationResponse:
+        return await self._change(request, events.DraftSubmittedForConsultation(),
+                                  api.SubmitForConsultationResponse)
+
+    async def AdoptDraft(self, request: api.AdoptDraftRequest,
+                         context: grpc.aio.ServicerContext) -> api.AdoptDraftResponse:
+        return await self._change(request, events.DraftAdopted(), api.AdoptDraftResponse)
+
+    async def WithdrawDraft(self, request: api.WithdrawDraftRequest,
+                            context: grpc.aio.ServicerContext) -> api.WithdrawDraftResponse:
+        return await self._change(request, events.DraftWithdrawn(), api.WithdrawDraftResponse)
 
     async def GetDraft(self, request: api.GetDraftRequest,
                        context: grpc.aio.ServicerContext) -> api.GetDraftResponse:
-        if not request.regulation_id:
-            violations = FieldViolations()
-            violations.add("regulation_id", "must not be empty")
-            raise violations
+        check_get(request)
         async with self.pool.acquire() as conn:
             draft = await storage.get_draft(conn, request.regulation_id)
         if draft is None:
             raise NotFound(f"no draft with regulation_id {request.regulation_id!r}")
         return api.GetDraftResponse(draft=draft)
+
+    async def ListDrafts(self, request: api.ListDraftsRequest,
+                         context: grpc.aio.ServicerContext) -> api.ListDraftsResponse:
+        query = parse_list_request(request)
+        async with self.pool.acquire() as conn:
+            drafts, next_page_token = await storage.list_drafts(conn, query)
+        response = api.ListDraftsResponse(drafts=drafts)
+        response.page.next_page_token = next_page_token
+        return response

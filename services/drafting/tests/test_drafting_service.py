@@ -10,34 +10,20 @@ import pytest
 from grpc_health.v1 import health_pb2
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from policy.common.v1 import common_pb2
 from policy.drafting.v1 import drafting_service_pb2 as api
 from policy.drafting.v1 import drafting_service_pb2_grpc as api_grpc
 from policykit.envelope import from_record
 from policykit.errors import field_violations
-from tests.support import PYTHONPATH, REPO, health_status, read_topic, start_service
-
-TITLE = "Luật Đất đai (sửa đổi): lấy ý kiến Nhân dân"
+from services.drafting.tests.helpers import TITLE, register_request, start_drafting
+from tests.support import PYTHONPATH, REPO, health_status, read_topic
 
 
 @pytest.fixture
-def drafting(platform_topics, database_url, tmp_path):
-    service = start_service("services.drafting", tmp_path, {
-        "KAFKA_BOOTSTRAP_SERVERS": platform_topics, "DATABASE_URL": database_url,
-        "OUTBOX_POLL_INTERVAL_MS": "20"})
+def own_drafting(platform_topics, database_url, tmp_path):
+    """A drafting service of this test's own, for tests that stop it."""
+    service = start_drafting(platform_topics, database_url, tmp_path)
     yield service
     service.terminate()
-
-
-def register_request(**overrides) -> api.RegisterDraftRequest:
-    fields = dict(
-        idempotency_key=f"key-{time.monotonic_ns()}",
-        regulation_type=common_pb2.REGULATION_TYPE_LAW, title=TITLE,
-        summary="Sửa đổi quy định về bồi thường, hỗ trợ, tái định cư.",
-        lead_agency_id="bnnmt", impact_level=common_pb2.IMPACT_LEVEL_HIGH,
-        affected_groups=["nong-dan"], affected_province_codes=["02", "lai-chau"])
-    fields.update(overrides)
-    return api.RegisterDraftRequest(**fields)
 
 
 def test_health_reports_serving(drafting):
@@ -80,7 +66,12 @@ def test_retry_with_the_same_idempotency_key_creates_nothing_twice(drafting, pla
     (dict(title="Lu?t ??t ?ai"), {"title"}),
     (dict(regulation_type=0, impact_level=99), {"regulation_type", "impact_level"}),
     (dict(lead_agency_id="Bộ Nội vụ"), {"lead_agency_id"}),
+    (dict(lead_agency_id="bogus"), {"lead_agency_id"}),
+    (dict(lead_agency_id="vtv"), {"lead_agency_id"}),  # a press agency leads no draft
     (dict(affected_province_codes=["02", "Hà Giang"]), {"affected_province_codes[1]"}),
+    (dict(affected_province_codes=["02", "99", "ha-giang"]),
+     {"affected_province_codes[1]", "affected_province_codes[2]"}),
+    (dict(affected_groups=["nong-dan", "Nông dân"]), {"affected_groups[1]"}),
     (dict(idempotency_key=""), {"idempotency_key"}),
 ])
 def test_invalid_input_names_the_fields(drafting, overrides, fields):
@@ -92,6 +83,15 @@ def test_invalid_input_names_the_fields(drafting, overrides, fields):
     assert {field for field, _ in field_violations(caught.value)} == fields
 
 
+def test_a_merged_agency_and_both_generations_of_province_codes_are_accepted(stub):
+    # Drafted before the 2025 mergers: the draft keeps the ids it was registered with.
+    request = register_request(lead_agency_id="btnmt",
+                               affected_province_codes=["02", "tuyen-quang", "46"])
+    draft = stub.RegisterDraft(request, timeout=10).draft
+    assert draft.lead_agency_id == "btnmt"
+    assert list(draft.affected_province_codes) == ["02", "tuyen-quang", "46"]
+
+
 def test_unknown_draft_is_not_found(drafting):
     with grpc.insecure_channel(drafting.grpc_target) as channel:
         with pytest.raises(grpc.RpcError) as caught:
@@ -100,11 +100,11 @@ def test_unknown_draft_is_not_found(drafting):
     assert caught.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-def test_sigterm_drains_in_flight_calls_and_exits_zero(drafting, platform_topics):
+def test_sigterm_drains_in_flight_calls_and_exits_zero(own_drafting, platform_topics):
     results, errors = [], []
 
     def register_many():
-        with grpc.insecure_channel(drafting.grpc_target) as channel:
+        with grpc.insecure_channel(own_drafting.grpc_target) as channel:
             stub = api_grpc.DraftingServiceStub(channel)
             for _ in range(200):
                 try:
@@ -117,14 +117,14 @@ def test_sigterm_drains_in_flight_calls_and_exits_zero(drafting, platform_topics
     client.start()
     while len(results) < 20 and client.is_alive():
         time.sleep(0.01)
-    assert drafting.terminate() == 0
+    assert own_drafting.terminate() == 0
     client.join()
     # Calls after the stop are refused, never half-done: every accepted draft is on the topic.
     assert set(errors) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
     ids = {d.regulation_id.encode() for d in results}
     read_topic(platform_topics, ["policy.drafting.v1"],
                lambda rs: ids <= {r.key for r in rs})
-    assert '"message": "stopped"' in drafting.log.read_text()
+    assert '"message": "stopped"' in own_drafting.log.read_text()
 
 
 def test_reflection_lists_the_services(drafting):
