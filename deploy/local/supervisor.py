@@ -34,7 +34,8 @@ class Service:
 
 
 # Started in this order, stopped in reverse.
-SERVICES = [Service("drafting", "services.drafting")]
+SERVICES = [Service("drafting", "services.drafting"),
+            Service("communication", "services.communication")]
 
 
 def ports() -> dict[str, int]:

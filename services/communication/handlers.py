@@ -8,6 +8,7 @@ from dataclasses import replace
 from datetime import timezone
 
 import asyncpg
+from prometheus_client import Counter
 
 from policy.communication.v1 import events_pb2 as task_events
 from policy.communication.v1 import task_pb2
@@ -22,6 +23,9 @@ from services.communication.planner import Regulation, plan
 from services.communication.playbook import Playbook
 
 log = logging.getLogger(__name__)
+
+TASKS_CREATED = Counter("policy_communication_tasks_created_total",
+                        "Communication tasks created, by playbook rule.", ["rule"])
 
 CONSUMER = "communication"
 SOURCE = "policy/communication"
@@ -102,6 +106,7 @@ class TaskEngine:
         created = await storage.insert_tasks(conn, planned, event, self.playbook.version,
                                              storage.utc_now())
         for task in created:
+            TASKS_CREATED.labels(task.playbook_rule).inc()
             await enqueue(conn, TASK_TOPIC, new_event(
                 task_events.TaskCreated(regulation_id=task.regulation_id, task=task), SOURCE))
         if created:

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Callable
 
 import asyncpg
+from prometheus_client import Counter
 
 from policy.communication.v1 import events_pb2 as task_events
 from policy.communication.v1 import task_pb2
@@ -20,6 +21,9 @@ from services.communication.handlers import OPEN_STATUSES, SOURCE, TASK_TOPIC
 from services.communication.organisations import superior_of
 
 log = logging.getLogger(__name__)
+
+TASKS_OVERDUE = Counter("policy_communication_tasks_overdue_total",
+                        "Tasks found past their due time and escalated.")
 
 
 async def sweep(pool: asyncpg.Pool, reference: ReferenceData, now: datetime,
@@ -48,6 +52,7 @@ async def sweep(pool: asyncpg.Pool, reference: ReferenceData, now: datetime,
             overdue.due_at.FromDatetime(row["due_at"])
             await enqueue(conn, TASK_TOPIC, new_event(overdue, SOURCE, time=now))
     if rows:
+        TASKS_OVERDUE.inc(len(rows))
         log.info("%d task(s) overdue and escalated", len(rows))
     return len(rows)
 
