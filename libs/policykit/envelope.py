@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import pkgutil
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
