@@ -8,7 +8,7 @@ BUF := $(CURDIR)/.cache/bin/buf
 PROTOS := $(shell find protos -name '*.proto' | sort)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python:$(CURDIR)/libs
 
-.PHONY: demo up down status test lint protos deps clean
+.PHONY: demo up down status test lint k8s-validate bench protos deps system-packages clean
 
 ## demo: start Kafka, PostgreSQL and the services, then run a regulation through them
 demo: up
@@ -25,8 +25,20 @@ status: deps
 	$(PY) -m deploy.local.supervisor status
 
 ## test: every test, against a real Kafka broker and PostgreSQL server of its own
-test: deps protos
+test: deps protos system-packages
 	$(PY) -m pytest
+
+system-packages:
+	bash deploy/local/system-packages.sh
+
+## k8s-validate: Kubernetes manifests, alerts, Dockerfiles and compose file, offline (k8s/README.md)
+k8s-validate: deps protos
+	bash k8s/validate.sh
+
+## bench: every benchmark in tests/bench, each against baselines measured in the same run
+bench: deps protos
+	@set -e; for bench in tests/bench/bench_*.py; do \
+		$(PY) -m tests.bench.$$(basename $$bench .py); done
 
 ## lint: buf lint on the protobuf contracts
 lint: $(BUF)

@@ -35,7 +35,8 @@ class Service:
 
 # Started in this order, stopped in reverse.
 SERVICES = [Service("drafting", "services.drafting"),
-            Service("communication", "services.communication")]
+            Service("communication", "services.communication"),
+            Service("publication", "services.publication")]
 
 
 def ports() -> dict[str, int]:
