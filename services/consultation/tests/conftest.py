@@ -1,0 +1,22 @@
+"""One running consultation service shared by the consultation tests, against the session's
+Kafka broker and PostgreSQL server."""
+
+import grpc
+import pytest
+
+from policy.consultation.v1 import consultation_service_pb2_grpc as api_grpc
+from services.consultation.tests.helpers import start_consultation
+
+
+@pytest.fixture(scope="package")
+def consultation_service(platform_topics, database_url, tmp_path_factory):
+    service = start_consultation(platform_topics, database_url,
+                                 tmp_path_factory.mktemp("consultation"))
+    yield service
+    service.terminate()
+
+
+@pytest.fixture(scope="package")
+def stub(consultation_service) -> api_grpc.ConsultationServiceStub:
+    with grpc.insecure_channel(consultation_service.grpc_target) as channel:
+        yield api_grpc.ConsultationServiceStub(channel)

@@ -1,0 +1,573 @@
+"""Consultation intake benchmark: `python -m tests.bench.bench_consultation_intake`
+(PYTHONPATH=.:gen/python:libs).
+
+Starts a Kafka broker and a PostgreSQL server of its own (free ports, a temporary directory)
+and the consultation service as a subprocess, opens a consultation through policy.drafting.v1,
+then measures:
+
+- bulk intake: many concurrent SubmitComments streams carrying a fixed corpus of realistic
+  comments (form-letter campaigns with variations, independent comments, contact details on
+  half). A stream turned away with RESOURCE_EXHAUSTED waits the delay it was given and is sent
+  again whole, with the same keys. The rate counts a comment only once it is durable: stored in
+  PostgreSQL and published on policy.consultation.v1 (checked by counting rows and records);
+- unary intake: SubmitComment under ghz (github.com/bojand/ghz, built from the Go module proxy
+  into .cache/bin on first use) at a fixed concurrency: throughput and latency percentiles;
+- the service's resident memory, idle and at its peak under load;
+- in the same run, baselines on the same machine: asyncpg COPY of the same rows into a plain
+  table (no index, no constraint), and kafka-python producing as many equally sized records
+  with the same CloudEvents headers (plus aiokafka's batch API, which the service's relay
+  uses). Each platform figure is printed with its ratio to its baseline.
+
+Results go to stdout as a table and to tests/bench/results/consultation_intake.json. Nothing
+here asserts a timing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from contextlib import ExitStack
+from datetime import datetime, timezone
+from pathlib import Path
+
+import asyncpg
+import grpc
+import psutil
+from aiokafka import AIOKafkaProducer
+from grpc_status import rpc_status
+from google.rpc import error_details_pb2
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
+from deploy.local.postgres_server import PostgresServer
+from policy.common.v1 import common_pb2
+from policy.consultation.v1 import consultation_service_pb2 as api
+from policy.consultation.v1 import consultation_service_pb2_grpc as api_grpc
+from policy.consultation.v1 import events_pb2 as events
+from policy.drafting.v1 import events_pb2 as drafting
+from policykit.envelope import new_event, to_record
+from policykit.grpc_server import GrpcServer
+from policykit.kafka_io import create_producer, publish
+from policykit.reference import default as reference_data
+from policykit.topics import ensure_topics
+from services.consultation.intake import COMMENT_COLUMNS
+from tests.support import REPO, start_service, topic_size
+
+RESULTS = Path(__file__).with_name("results") / "consultation_intake.json"
+GHZ_VERSION = "v0.120.0"
+TOPIC = "policy.consultation.v1"
+METHOD = "/policy.consultation.v1.ConsultationService/SubmitComments"
+
+# Form letters: a campaign sends one of them, often with a greeting or a word changed.
+TEMPLATES = [
+    "Tôi đề nghị giữ nguyên quy định tại Điều 12 về bồi thường khi Nhà nước thu hồi đất nông"
+    " nghiệp, không giảm mức hỗ trợ cho hộ gia đình trực tiếp sản xuất nông nghiệp.",
+    "Đề nghị Ban soạn thảo bổ sung quy định về tái định cư tại chỗ cho đồng bào dân tộc thiểu"
+    " số ở vùng biên giới, bảo đảm nơi ở mới có điều kiện tốt hơn nơi ở cũ.",
+    "Chúng tôi không đồng ý với việc tăng thời hạn giao đất lên bảy mươi năm vì sẽ làm tăng"
+    " tích tụ đất đai và ảnh hưởng đến sinh kế của nông dân nghèo.",
+    "Kiến nghị quy định rõ trách nhiệm công khai bảng giá đất hằng năm trên cổng thông tin"
+    " điện tử của Ủy ban nhân dân cấp tỉnh để người dân dễ tra cứu.",
+    "Đề nghị rút ngắn thời gian cấp giấy chứng nhận quyền sử dụng đất lần đầu xuống còn mười"
+    " ngày làm việc và cho phép nộp hồ sơ trực tuyến.",
+]
+GREETINGS = ["Kính gửi Ban soạn thảo,", "Tôi là cử tri tại địa phương.", "Xin góp ý như sau:"]
+SUBJECTS = ["quy định về giá đất", "thủ tục cấp giấy chứng nhận", "việc thu hồi đất",
+            "chính sách hỗ trợ tái định cư", "quyền của người sử dụng đất", "đất trồng lúa",
+            "đất rừng phòng hộ", "đấu giá quyền sử dụng đất", "đăng ký đất đai",
+            "giải quyết tranh chấp đất đai", "đất ở tại nông thôn", "đất thương mại dịch vụ"]
+ASKS = ["cần quy định cụ thể hơn", "nên bỏ vì chồng chéo với luật khác",
+        "phải bảo đảm quyền lợi của người dân", "cần lấy thêm ý kiến chuyên gia",
+        "nên giao cho cấp xã thực hiện", "phải công khai minh bạch", "cần có lộ trình phù hợp",
+        "nên áp dụng thí điểm trước", "cần bổ sung chế tài xử phạt", "phải rút ngắn thời hạn"]
+REASONS = ["vì thực tế ở địa phương còn nhiều vướng mắc", "để tránh tiêu cực và nhũng nhiễu",
+           "vì người dân vùng sâu vùng xa khó tiếp cận", "do giá đất biến động mạnh",
+           "để phù hợp với Hiến pháp", "vì nhiều hộ gia đình đã sử dụng đất ổn định lâu năm",
+           "vì doanh nghiệp cần sự ổn định để đầu tư", "do quy hoạch thường xuyên thay đổi"]
+NAMES = ["Nguyễn Văn An", "Trần Thị Bình", "Lê Hoàng Cường", "Phạm Thu Dung", "Hoàng Minh Đức",
+         "Vũ Thị Hà", "Đặng Quốc Huy", "Bùi Thanh Lan", "Đỗ Văn Long", "Ngô Thị Mai"]
+
+
+def _comment_text(rng: random.Random) -> str:
+    """A form letter (60%), sometimes varied, or an independent comment (40%)."""
+    if rng.random() < 0.6:
+        text = rng.choice(TEMPLATES)
+        variation = rng.random()
+        if variation < 0.3:
+            text = f"{rng.choice(GREETINGS)} {text}"
+        elif variation < 0.45:
+            words = text.split()
+            words[rng.randrange(len(words))] = rng.choice(["rất", "cần", "nên", "phải"])
+            text = " ".join(words)
+        return text
+    sentences = [f"Về {rng.choice(SUBJECTS)} tại Điều {rng.randint(1, 260)}, tôi thấy"
+                 f" {rng.choice(ASKS)} {rng.choice(REASONS)}." for _ in range(rng.randint(2, 4))]
+    return " ".join(sentences)
+
+
+def corpus(count: int, regulation_id: str, seed: int = 17) -> list[api.Comment]:
+    rng = random.Random(seed)
+    provinces = [p for p in ("01", "02", "04", "12", "22", "79", "92", "tp-ha-noi",
+                             "tuyen-quang", "lai-chau", "quang-ninh", "tp-ho-chi-minh")]
+    stakeholders = [common_pb2.STAKEHOLDER_TYPE_CITIZEN] * 8 + [
+        common_pb2.STAKEHOLDER_TYPE_BUSINESS, common_pb2.STAKEHOLDER_TYPE_ORGANISATION,
+        common_pb2.STAKEHOLDER_TYPE_EXPERT, common_pb2.STAKEHOLDER_TYPE_AGENCY]
+    comments = []
+    for number in range(count):
+        comment = api.Comment(
+            idempotency_key=f"bench-{seed}-{number}", regulation_id=regulation_id,
+            stakeholder_type=rng.choice(stakeholders), province_code=rng.choice(provinces),
+            text=_comment_text(rng),
+            article_ref=rng.choice(["", f"Điều {rng.randint(1, 60)}",
+                                    f"Khoản {rng.randint(1, 5)} Điều {rng.randint(1, 60)}"]))
+        if rng.random() < 0.5:
+            comment.contact.name = rng.choice(NAMES)
+            comment.contact.email = f"nguoi{number}@example.vn"
+            comment.contact.phone = f"09{rng.randint(10_000_000, 99_999_999)}"
+        comments.append(comment)
+    return comments
+
+
+def _sample_rss(pid: int, stop: threading.Event, samples: list[int]) -> None:
+    process = psutil.Process(pid)
+    while not stop.is_set():
+        try:
+            samples.append(process.memory_info().rss)
+        except psutil.Error:
+            return
+        stop.wait(0.2)
+
+
+class Sampler:
+    """The service's resident memory, sampled five times a second while in use."""
+
+    def __init__(self, pid: int):
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=_sample_rss, args=(pid, self._stop, self.samples),
+                                        daemon=True)
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.samples, default=0) / 2**20
+
+
+# ---- baselines ------------------------------------------------------------------------------
+
+def _rows(comments: list[api.Comment]) -> list[tuple]:
+    """Rows shaped like the service's comments table, for the COPY baseline."""
+    now = datetime.now(timezone.utc)
+    consultation_id = uuid.uuid4()
+    return [(uuid.uuid4(), consultation_id, c.idempotency_key, now, c.stakeholder_type,
+             c.province_code, c.province_code, c.article_ref, c.article_ref, c.text,
+             random.getrandbits(63), False, "", c.contact.name, c.contact.email,
+             c.contact.phone, "") for c in comments]
+
+
+async def copy_baseline(database_url: str, rows: list[tuple], connections: int = 4,
+                        batch: int = 2_000) -> float:
+    """Rows per second that plain COPY reaches into a table without indexes."""
+    setup = await asyncpg.connect(database_url)
+    await setup.execute("DROP TABLE IF EXISTS bench_plain_comments")
+    await setup.execute(
+        "CREATE TABLE bench_plain_comments (comment_id uuid, consultation_id uuid,"
+        " idempotency_key text, received_at timestamptz, stakeholder_type smallint,"
+        " province_code text, province_id text, article_ref text, article text, text text,"
+        " text_key bigint, flagged_corrupted boolean, commenter_pseudonym text,"
+        " contact_name text, contact_email text, contact_phone text,"
+        " contact_organisation text)")
+    pool = await asyncpg.create_pool(database_url, min_size=connections, max_size=connections)
+    batches = [rows[i:i + batch] for i in range(0, len(rows), batch)]
+
+    async def copy(part: list) -> None:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.copy_records_to_table("bench_plain_comments", records=part,
+                                             columns=COMMENT_COLUMNS)
+
+    started = time.perf_counter()
+    queue = list(batches)
+
+    async def worker() -> None:
+        while queue:
+            await copy(queue.pop())
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    elapsed = time.perf_counter() - started
+    await pool.close()
+    await setup.execute("DROP TABLE bench_plain_comments")
+    await setup.close()
+    return len(rows) / elapsed
+
+
+def _records(count: int, value_size: int) -> list[tuple[bytes, bytes, list]]:
+    payload = events.CommentReceived(regulation_id="bench")
+    key, _, headers = to_record(new_event(payload, "policy/consultation"))
+    value = os.urandom(value_size)
+    return [(key, value, [(n, str(uuid.uuid4()).encode() if n == "ce_id" else v)
+                          for n, v in headers]) for _ in range(count)]
+
+
+def kafka_python_baseline(bootstrap: str, records: list) -> float:
+    topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
+    _create_topic(bootstrap, topic)
+    producer = create_producer(bootstrap, client_id="bench-baseline")
+    started = time.perf_counter()
+    for key, value, headers in records:
+        producer.send(topic, key=key, value=value, headers=headers)
+    producer.flush()
+    elapsed = time.perf_counter() - started
+    producer.close()
+    return len(records) / elapsed
+
+
+async def aiokafka_baseline(bootstrap: str, records: list) -> float:
+    topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
+    _create_topic(bootstrap, topic)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
+                                linger_ms=5, max_batch_size=512 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    deliveries, batch = [], producer.create_batch()
+    for key, value, headers in records:
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            batch.close()
+            deliveries.append(await producer.send_batch(batch, topic, partition=0))
+            batch = producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None, headers=headers)
+    batch.close()
+    deliveries.append(await producer.send_batch(batch, topic, partition=0))
+    await asyncio.gather(*deliveries)
+    elapsed = time.perf_counter() - started
+    await producer.stop()
+    return len(records) / elapsed
+
+
+def _create_topic(bootstrap: str, topic: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(topic, 6, 1)])
+    finally:
+        admin.close()
+
+
+# ---- the platform ---------------------------------------------------------------------------
+
+def open_consultation(bootstrap: str, target: str) -> str:
+    regulation_id = f"bench-{uuid.uuid4().hex[:12]}"
+    producer = create_producer(bootstrap, client_id="bench-drafting")
+    for payload in (
+            drafting.DraftRegistered(
+                regulation_id=regulation_id, regulation_type=common_pb2.REGULATION_TYPE_LAW,
+                title="Luật Đất đai (sửa đổi): lấy ý kiến Nhân dân", lead_agency_id="bnnmt",
+                impact_level=common_pb2.IMPACT_LEVEL_HIGH, version=1),
+            drafting.DraftSubmittedForConsultation(regulation_id=regulation_id, version=1)):
+        publish(producer, "policy.drafting.v1", new_event(payload, "policy/drafting")).get(30)
+    producer.close()
+    with grpc.insecure_channel(target) as channel:
+        stub = api_grpc.ConsultationServiceStub(channel)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                stub.GetConsultation(api.GetConsultationRequest(regulation_id=regulation_id),
+                                     timeout=5)
+                return regulation_id
+            except grpc.RpcError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
+def _retry_delay(error: grpc.aio.AioRpcError) -> float:
+    status = rpc_status.from_call(error)
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToTimedelta().total_seconds()
+    return 0.5
+
+
+async def drive_bulk(target: str, streams: list[list[bytes]]) -> dict:
+    """Sends every stream concurrently; retries a stream turned away, as a portal would."""
+    retries = 0
+    accepted = 0
+
+    async def send(channel: grpc.aio.Channel, messages: list[bytes]) -> None:
+        nonlocal retries, accepted
+        call = channel.stream_unary(METHOD, request_serializer=lambda raw: raw,
+                                    response_deserializer=api.SubmitCommentsResponse.FromString)
+        while True:
+            try:
+                response = await call(iter(messages), timeout=300)
+                accepted += response.accepted
+                return
+            except grpc.aio.AioRpcError as error:
+                if error.code() not in (grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                        grpc.StatusCode.UNAVAILABLE):
+                    raise
+                retries += 1
+                await asyncio.sleep(_retry_delay(error))
+
+    channels = [grpc.aio.insecure_channel(target) for _ in range(4)]
+    try:
+        await asyncio.gather(*(send(channels[n % len(channels)], stream)
+                               for n, stream in enumerate(streams)))
+    finally:
+        for channel in channels:
+            await channel.close()
+    return {"accepted": accepted, "stream_retries": retries}
+
+
+def rows_in(database_url: str, table: str) -> int:
+    """Counts the rows of one of the consultation service's tables."""
+    async def count() -> int:
+        conn = await asyncpg.connect(database_url)
+        try:
+            return await conn.fetchval(f"SELECT count(*) FROM consultation.{table}")
+        finally:
+            await conn.close()
+    return asyncio.run(count())
+
+
+def wait_durable(database_url: str, bootstrap: str, rows: int, records: int,
+                 timeout: float = 300) -> float:
+    """Waits until `rows` comments are stored and `records` events are on the topic; returns
+    when that was observed (time.perf_counter)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if (rows_in(database_url, "comments") >= rows
+                and topic_size(bootstrap, TOPIC) >= records):
+            return time.perf_counter()
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"not durable after {timeout}s")
+        time.sleep(0.05)
+
+
+def ghz_binary() -> Path:
+    """Builds ghz from the Go module proxy into .cache/bin once."""
+    binary = REPO / ".cache" / "bin" / "ghz"
+    if not binary.exists():
+        print(f"building ghz {GHZ_VERSION} from the Go module proxy …", flush=True)
+        subprocess.run(["go", "install", f"github.com/bojand/ghz/cmd/ghz@{GHZ_VERSION}"],
+                       check=True, env={**os.environ, "GOBIN": str(binary.parent)})
+    return binary
+
+
+def drive_unary(target: str, regulation_id: str, requests: int, concurrency: int,
+                workdir: Path) -> dict:
+    data = workdir / "unary.json"
+    data.write_text(json.dumps({"comment": {
+        "idempotency_key": "unary-{{.RequestNumber}}-{{newUUID}}",
+        "regulation_id": regulation_id, "stakeholder_type": "STAKEHOLDER_TYPE_CITIZEN",
+        "province_code": "tp-ha-noi", "article_ref": "Điều 5",
+        "text": "Ý kiến {{.RequestNumber}}: đề nghị làm rõ khái niệm {{randomString 12}} tại"
+                " Điều 5 và công khai bảng giá đất hằng năm."}}, ensure_ascii=False))
+    result = subprocess.run(
+        [str(ghz_binary()), "--insecure", "--proto",
+         str(REPO / "protos/policy/consultation/v1/consultation_service.proto"),
+         "--import-paths", str(REPO / "protos"),
+         "--call", "policy.consultation.v1.ConsultationService.SubmitComment",
+         "-D", str(data), "-n", str(requests), "-c", str(concurrency), "--connections", "4",
+         "-O", "json", target], check=True, capture_output=True, text=True)
+    report = json.loads(result.stdout)
+    percentiles = {p["percentage"]: p["latency"] / 1e6 for p in report["latencyDistribution"]}
+    return {"requests": report["count"], "per_second": report["rps"],
+            "p50_ms": percentiles[50], "p99_ms": percentiles[99],
+            "average_ms": report["average"] / 1e6, "status_codes": report["statusCodeDistribution"]}
+
+
+class _EmptyIntake(api_grpc.ConsultationServiceServicer):
+    async def SubmitComment(self, request, context):
+        return api.SubmitCommentResponse(comment_id="0")
+
+
+def grpc_ceiling(requests: int, concurrency: int, workdir: Path) -> dict:
+    """Unary calls per second of a SubmitComment that does nothing, behind the same
+    policykit gRPC server (interceptor, metrics): what Python gRPC allows on this machine."""
+    port, started, stop = free_port(), threading.Event(), threading.Event()
+
+    async def serve() -> None:
+        server = GrpcServer(port, [lambda s: api_grpc.add_ConsultationServiceServicer_to_server(
+            _EmptyIntake(), s)], ["policy.consultation.v1.ConsultationService"])
+        await server.start()
+        started.set()
+        while not stop.is_set():
+            await asyncio.sleep(0.1)
+        await server.stop(1)
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), daemon=True)
+    thread.start()
+    started.wait(30)
+    try:
+        return drive_unary(f"127.0.0.1:{port}", "ceiling", requests, concurrency, workdir)
+    finally:
+        stop.set()
+        thread.join(30)
+
+
+def _stream_messages(comments: list[api.Comment], streams: int, per_message: int
+                     ) -> list[list[bytes]]:
+    per_stream = -(-len(comments) // streams)
+    return [[api.SubmitCommentsRequest(comments=part[start:start + per_message])
+             .SerializeToString() for start in range(0, len(part), per_message)]
+            for part in (comments[first:first + per_stream]
+                         for first in range(0, len(comments), per_stream))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_consultation_intake",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--comments", type=int, default=200_000, help="bulk corpus size")
+    parser.add_argument("--streams", type=int, default=40, help="concurrent bulk streams")
+    parser.add_argument("--per-message", type=int, default=500, help="comments a message")
+    parser.add_argument("--unary", type=int, default=20_000, help="unary requests")
+    parser.add_argument("--concurrency", type=int, default=64, help="unary concurrency")
+    args = parser.parse_args()
+    load_before = os.getloadavg()
+
+    with tempfile.TemporaryDirectory(prefix="bench-consultation-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        broker = KafkaBroker(workdir / "kafka", free_port(), free_port(),
+                             ensure_jars(REPO / ".cache"))
+        broker.start()
+        stack.callback(broker.stop)
+        postgres = PostgresServer(workdir / "postgres", free_port())
+        postgres.start()
+        stack.callback(postgres.stop)
+        bootstrap, database_url = broker.bootstrap_servers, postgres.url
+        ensure_topics(bootstrap)
+        reference_data()
+
+        print(f"building a corpus of {args.comments:,} comments …", flush=True)
+        comments = corpus(args.comments, "placeholder")
+        payload_size = statistics.mean(len(events.CommentReceived(
+            regulation_id="bench-0123456789ab", consultation_id=str(uuid.uuid4()),
+            comment_id=str(uuid.uuid4()), commenter_pseudonym="0" * 32 if c.contact.email else "",
+            stakeholder_type=c.stakeholder_type, province_code=c.province_code,
+            article_ref=c.article_ref).SerializeToString()) + 12 for c in comments[:1000])
+
+        print("baselines …", flush=True)
+        copy_rate = asyncio.run(copy_baseline(database_url, _rows(comments)))
+        baseline_records = _records(30_000, int(payload_size))
+        kafka_python_rate = kafka_python_baseline(bootstrap, baseline_records)
+        aiokafka_rate = asyncio.run(aiokafka_baseline(bootstrap, baseline_records))
+        ceiling = grpc_ceiling(args.unary, args.concurrency, workdir)
+
+        service = start_service("services.consultation", workdir, {
+            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
+            "CONSULTATION_PSEUDONYM_KEY": "bench-" + "k" * 40, "LOG_LEVEL": "WARNING",
+            "OUTBOX_POLL_INTERVAL_MS": "50"})
+        stack.callback(service.terminate)
+        time.sleep(2)
+        idle_mb = psutil.Process(service.process.pid).memory_info().rss / 2**20
+        regulation_id = open_consultation(bootstrap, service.grpc_target)
+        for comment in comments:
+            comment.regulation_id = regulation_id
+        streams = _stream_messages(comments, args.streams, args.per_message)
+        topic_before = topic_size(bootstrap, TOPIC)
+
+        print(f"bulk: {args.comments:,} comments in {len(streams)} concurrent streams …",
+              flush=True)
+        with Sampler(service.process.pid) as bulk_memory:
+            started = time.perf_counter()
+            driven = asyncio.run(drive_bulk(service.grpc_target, streams))
+            acknowledged = time.perf_counter()
+            durable = wait_durable(database_url, bootstrap, args.comments,
+                                   topic_before + args.comments)
+        grouping_started = time.perf_counter()
+        while rows_in(database_url, "pending_texts"):
+            time.sleep(0.2)
+        grouped = time.perf_counter()
+        bulk = {
+            "comments": args.comments, "streams": len(streams),
+            "comments_per_message": args.per_message, **driven,
+            "acknowledged_per_second": args.comments / (acknowledged - started),
+            "durable_per_second": args.comments / (durable - started),
+            "grouping_caught_up_after_s": grouped - grouping_started + durable - started,
+            "peak_rss_mb": bulk_memory.peak_mb,
+        }
+
+        print(f"unary: {args.unary:,} requests at concurrency {args.concurrency} (ghz) …",
+              flush=True)
+        rows_before = rows_in(database_url, "comments")
+        with Sampler(service.process.pid) as unary_memory:
+            unary = drive_unary(service.grpc_target, regulation_id, args.unary,
+                                args.concurrency, workdir)
+            wait_durable(database_url, bootstrap, rows_before + unary["status_codes"].get("OK", 0),
+                         topic_before + args.comments + unary["status_codes"].get("OK", 0))
+        unary["peak_rss_mb"] = unary_memory.peak_mb
+        exit_code = service.terminate()
+
+    results = {
+        "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "load_average_before": load_before, "load_average_after": os.getloadavg()},
+        "baseline": {"asyncpg_copy_rows_per_second": copy_rate,
+                     "kafka_python_records_per_second": kafka_python_rate,
+                     "aiokafka_batch_records_per_second": aiokafka_rate,
+                     "grpc_empty_unary_per_second": ceiling["per_second"],
+                     "grpc_empty_unary_p99_ms": ceiling["p99_ms"],
+                     "record_value_bytes": int(payload_size)},
+        "bulk": bulk, "unary": unary,
+        "memory": {"idle_rss_mb": idle_mb, "peak_rss_mb": max(bulk["peak_rss_mb"],
+                                                              unary["peak_rss_mb"])},
+        "service_exit_code": exit_code,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    _print(results)
+
+
+def _print(results: dict) -> None:
+    base, bulk, unary = results["baseline"], results["bulk"], results["unary"]
+    durable = bulk["durable_per_second"]
+    rows = [
+        ("bulk, durable in PostgreSQL and on Kafka", f"{durable:,.0f} comments/s", ""),
+        ("  ÷ asyncpg COPY into a plain table", f"{base['asyncpg_copy_rows_per_second']:,.0f} rows/s",
+         f"{durable / base['asyncpg_copy_rows_per_second']:.2f}"),
+        ("  ÷ kafka-python produce", f"{base['kafka_python_records_per_second']:,.0f} records/s",
+         f"{durable / base['kafka_python_records_per_second']:.2f}"),
+        ("  ÷ aiokafka batch produce", f"{base['aiokafka_batch_records_per_second']:,.0f} records/s",
+         f"{durable / base['aiokafka_batch_records_per_second']:.2f}"),
+        ("bulk, acknowledged to the client", f"{bulk['acknowledged_per_second']:,.0f} comments/s", ""),
+        ("bulk streams retried (RESOURCE_EXHAUSTED)", f"{bulk['stream_retries']}", ""),
+        ("campaign grouping caught up after", f"{bulk['grouping_caught_up_after_s']:.1f} s", ""),
+        ("unary SubmitComment (ghz)", f"{unary['per_second']:,.0f} requests/s", ""),
+        ("  ÷ kafka-python produce", "", f"{unary['per_second'] / base['kafka_python_records_per_second']:.2f}"),
+        ("  ÷ empty handler, same gRPC server", f"{base['grpc_empty_unary_per_second']:,.0f} requests/s",
+         f"{unary['per_second'] / base['grpc_empty_unary_per_second']:.2f}"),
+        ("unary latency p50 / p99", f"{unary['p50_ms']:.1f} / {unary['p99_ms']:.1f} ms", ""),
+        ("  empty handler p99", f"{base['grpc_empty_unary_p99_ms']:.1f} ms", ""),
+        ("unary status codes", json.dumps(unary["status_codes"]), ""),
+        ("service RSS idle / peak", f"{results['memory']['idle_rss_mb']:.0f} / "
+                                    f"{results['memory']['peak_rss_mb']:.0f} MiB", ""),
+        ("load average before / after", " / ".join(
+            f"{results['machine'][k][0]:.1f}" for k in ("load_average_before",
+                                                       "load_average_after")), ""),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'consultation intake':<{width}}  {'measured':>24}  ratio")
+    for name, value, ratio in rows:
+        print(f"{name:<{width}}  {value:>24}  {ratio}")
+    print(f"\nwritten to {RESULTS.relative_to(REPO)}")
+
+
+if __name__ == "__main__":
+    main()
