@@ -1,0 +1,1 @@
+"""The evaluation dashboard: a web page for communication offices (see app.py)."""
