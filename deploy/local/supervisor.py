@@ -25,6 +25,7 @@ from deploy.local.postgres_server import PostgresServer
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO / ".data"
 PORTS_FILE = Path(__file__).with_name("ports.env")
+SETTINGS_FILE = Path(__file__).with_name("platform.env")
 
 
 @dataclass(frozen=True)
@@ -36,18 +37,24 @@ class Service:
 # Started in this order, stopped in reverse.
 SERVICES = [Service("drafting", "services.drafting"),
             Service("communication", "services.communication"),
-            Service("publication", "services.publication")]
+            Service("consultation", "services.consultation"),
+            Service("publication", "services.publication"),
+            Service("evaluation", "services.evaluation")]
 
 
-def ports() -> dict[str, int]:
-    """Reads ports.env (KEY=VALUE lines, # comments)."""
+def _read_env_file(path: Path) -> dict[str, str]:
+    """Reads KEY=VALUE lines; # starts a comment."""
     found = {}
-    for line in PORTS_FILE.read_text().splitlines():
+    for line in path.read_text("utf-8").splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
             key, value = line.split("=", 1)
-            found[key.strip()] = int(value)
+            found[key.strip()] = value.strip()
     return found
+
+
+def ports() -> dict[str, int]:
+    return {key: int(value) for key, value in _read_env_file(PORTS_FILE).items()}
 
 
 def _kafka(p: dict[str, int]) -> KafkaBroker:
@@ -105,7 +112,8 @@ def up(timeout: float = 120) -> None:
     if not os.environ.get("DATABASE_URL"):
         print("postgresql  starting…", flush=True)
         _postgres(p).start()
-    env = {**os.environ, **infrastructure_env(p),
+    env = {**{key: str(port) for key, port in p.items()}, **_read_env_file(SETTINGS_FILE),
+           **os.environ, **infrastructure_env(p),
            "PYTHONPATH": os.pathsep.join(str(REPO / d) for d in (".", "gen/python", "libs"))}
     for service in SERVICES:
         if _service_pid(service) is None:
