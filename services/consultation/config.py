@@ -1,14 +1,19 @@
 """The consultation service's own configuration, read from the environment at start; a bad
 value raises ConfigError naming the variable (the service then exits with code 2).
 
-| variable | meaning | default |
-|---|---|---|
-| CONSULTATION_WINDOWS | window length per regulation type, e.g. `LAW=P60D,DECREE=P30D,DEFAULT=P60D` (ISO 8601 durations of weeks, days, hours, minutes, seconds) | `DEFAULT=P60D` |
-| CONSULTATION_PSEUDONYM_KEY | secret of the commenters' pseudonyms (HMAC-SHA256), at least 32 characters | required |
-| CONSULTATION_MAX_IN_FLIGHT | comments accepted for storage but not yet stored; beyond it intake answers RESOURCE_EXHAUSTED | 20000 |
-| CONSULTATION_SWEEP_INTERVAL_MS | how often due windows are closed and campaigns grouped | 1000 |
-| CONSULTATION_REPORT_PORT | HTTP port serving the reports at /reports/<regulation_id> | 0 (a free port) |
-| CONSULTATION_REPORT_BASE_URL | public address of that server, for report_url | http://localhost:<port> |
+- CONSULTATION_WINDOWS: window length per regulation type, as ISO 8601 durations of weeks,
+  days, hours, minutes and seconds, e.g. `LAW=P60D,DECREE=P30D,CIRCULAR=PT30S,DEFAULT=P60D`;
+  types not named get DEFAULT (60 days unless given).
+- CONSULTATION_PSEUDONYM_KEY (required): the secret of the commenters' pseudonyms
+  (HMAC-SHA256), at least 32 characters.
+- CONSULTATION_MAX_IN_FLIGHT (20000): comments accepted for storage and not yet stored;
+  beyond it intake answers RESOURCE_EXHAUSTED.
+- CONSULTATION_SWEEP_INTERVAL_MS (1000): how often due windows are closed and waiting texts
+  grouped.
+- CONSULTATION_REPORT_PORT (0, a free port): the HTTP port serving the reports at
+  /reports/<regulation_id>.
+- CONSULTATION_REPORT_BASE_URL (http://localhost:<port>): that server's public address, used
+  in report_url.
 """
 
 from __future__ import annotations

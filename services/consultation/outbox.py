@@ -6,10 +6,11 @@ policykit.outbox keeps one row per event and publishes with kafka-python, whose 
 record encoding tops out near 6,000 records/s on a 2-core machine; a bulk import writes tens of
 thousands of CommentReceived events a second. Here a thousand comments cost one row, and the
 relay hands whole record batches to aiokafka (pinned in requirements.txt for faust-streaming;
-its record encoder is compiled). The guarantees are the shared outbox's: state and events commit together, one
-relay per schema works at a time (an advisory lock) and publishes in id order, a relay killed
-between publishing and marking re-sends on restart (consumers' inboxes absorb that). Every
-event of this service goes through it, so one regulation's events keep their order."""
+its record encoder is compiled). The guarantees are the shared outbox's: state and events
+commit together, one relay per schema works at a time (an advisory lock) and publishes in id
+order, a relay killed between publishing and marking re-sends on restart (consumers' inboxes
+absorb that). Every event of this service goes through it, so one regulation's events keep
+their order."""
 
 from __future__ import annotations
 

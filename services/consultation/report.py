@@ -140,7 +140,8 @@ async def collect(conn: asyncpg.Connection, consultation: asyncpg.Record,
     for row in comment_rows:
         article = articles[row["article"]]
         if row["position"] == 1:
-            article.comments_total, article.answered = row["total"], article.answered + row["answered"]
+            article.comments_total = row["total"]
+            article.answered += row["answered"]
         article.comments.append(CommentLine(row["stakeholder_type"], row["province_id"],
                                             row["article_ref"], row["text"], _answer(row)))
     try:
@@ -189,6 +190,10 @@ def _count_table(caption: str, counts, label) -> list[str]:
     return lines
 
 
+def _more(left_out: int, what: str) -> list[str]:
+    return [f"<p class=\"more\">… và {_number(left_out)} {what}.</p>"] if left_out > 0 else []
+
+
 def _article(article: Article, province_name) -> list[str]:
     heading = article.key or "Ý kiến chung về dự thảo"
     count = article.count
@@ -206,9 +211,8 @@ def _article(article: Article, province_name) -> list[str]:
                          f"<td>{_number(campaign.comments)}</td>"
                          f"{_outcome_cells(campaign.answer)}</tr>")
         lines.append("</table>")
-        if article.campaigns_total > len(article.campaigns):
-            lines.append(f"<p class=\"more\">… và {_number(article.campaigns_total - len(article.campaigns))}"
-                         " chiến dịch nhỏ hơn không liệt kê.</p>")
+        lines += _more(article.campaigns_total - len(article.campaigns),
+                       "chiến dịch nhỏ hơn không liệt kê")
     if article.comments:
         lines += ["<table><caption>Ý kiến độc lập</caption>",
                   "<tr><th>STT</th><th>Đối tượng</th><th>Tỉnh, thành phố</th><th>Vị trí</th>"
@@ -221,9 +225,8 @@ def _article(article: Article, province_name) -> list[str]:
                 f"<td>{_e(comment.article_ref)}</td><td>{_e(_masked(comment.text))}</td>"
                 f"{_outcome_cells(comment.answer)}</tr>")
         lines.append("</table>")
-        if article.comments_total > len(article.comments):
-            lines.append(f"<p class=\"more\">… và {_number(article.comments_total - len(article.comments))}"
-                         " ý kiến độc lập khác không liệt kê.</p>")
+        lines += _more(article.comments_total - len(article.comments),
+                       "ý kiến độc lập khác không liệt kê")
     lines.append("</section>")
     return lines
 

@@ -94,7 +94,8 @@ def comment(regulation_id: str, text: str = "Đề nghị làm rõ khái niệm 
     return api.Comment(**fields)
 
 
-def submit(stub: api_grpc.ConsultationServiceStub, comment_: api.Comment) -> api.SubmitCommentResponse:
+def submit(stub: api_grpc.ConsultationServiceStub,
+           comment_: api.Comment) -> api.SubmitCommentResponse:
     return stub.SubmitComment(api.SubmitCommentRequest(comment=comment_), timeout=10)
 
 
