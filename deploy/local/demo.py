@@ -257,7 +257,7 @@ def show_scorecards() -> None:
     print(table(f"7. Agencies ranked for {period} (evaluation service)",
                 ("rank", "score", "agency", "points lost"), [
                     (str(card.rank), f"{card.score:.1f}", card.subject_name,
-                     str(len(card.lost_points))) for card in rankings]))
+                     str(card.lost_points_total)) for card in rankings]))
     print(f"\nDashboard: http://127.0.0.1:{ports()['EVALUATION_DASHBOARD_PORT']}/")
 
 

@@ -169,8 +169,6 @@ class Scorecards:
             standing = ranking.standing(subject_id) or self._unscored(kind, subject_id,
                                                                       report_date)
             card = to_proto(ranking, standing)
-            card.lost_points_total = standing.totals["lost_items"] + len(
-                self._shortfalls(kind, standing, period))
             for item in await self.lost_items(conn, kind, standing, period, limit):
                 card.lost_points.append(to_lost_point(item))
             card.kpis.append(api.Kpi(name="reach", label="Lượt tiếp cận (báo cáo phát)",
@@ -200,14 +198,17 @@ def to_lost_point(item: LostItem) -> api.LostPoint:
 
 
 def to_proto(ranking: Ranking, standing: Standing) -> api.Scorecard:
-    """The scorecard of one standing, without lost points."""
+    """The scorecard of one standing, with how many items cost it points but not the items."""
     result = standing.result
+    # A province's low participation is one lost point of no single item.
+    participation = ranking.kind == PROVINCE and result.shortfall("two_way") > 0
     card = api.Scorecard(
         kind=ranking.kind, subject_id=standing.subject_id, subject_name=standing.name,
         period=ranking.period.label, score=round(result.score, 2), rank=standing.rank,
         kpis=scoring.kpis(ranking.kind, standing.totals, result),
         report_date=ranking.report_date.isoformat(), merged_ids=standing.merged_ids,
-        ranked_subjects=sum(1 for s in ranking.standings if s.rank))
+        ranked_subjects=sum(1 for s in ranking.standings if s.rank),
+        lost_points_total=standing.totals["lost_items"] + participation)
     card.as_of.FromDatetime(datetime.now(timezone.utc))
     for c in result.components:
         card.components.append(api.ScoreComponent(

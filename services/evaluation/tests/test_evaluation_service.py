@@ -187,6 +187,11 @@ def test_rankings_share_places_on_equal_scores(stub, evaluation, produce):
         kind=AGENCY, period="2033-05"), timeout=10))) and len(r) == 4 and r["vtv"][1] == 70 and r,
         what="four ranked agencies")
     assert ranks == {"bct": (1, 100), "byt": (1, 100), "vtv": (3, 70), "bxd": (4, 0)}
+    cards = stub.ListRankings(api.ListRankingsRequest(kind=AGENCY, period="2033-05"),
+                              timeout=10).scorecards
+    # The overdue task costs timeliness and coverage; the late one, timeliness.
+    assert {c.subject_id: c.lost_points_total for c in cards} == {
+        "bct": 0, "byt": 0, "vtv": 1, "bxd": 2}
 
 
 def test_scorecards_across_the_2025_merger(stub, evaluation, produce):
