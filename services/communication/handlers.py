@@ -13,6 +13,7 @@ from prometheus_client import Counter
 from policy.communication.v1 import events_pb2 as task_events
 from policy.communication.v1 import task_pb2
 from policy.drafting.v1 import events_pb2 as drafting
+from policykit import deferred
 from policykit.envelope import Event, new_event
 from policykit.kafka_io import RejectedEvent
 from policykit.outbox import enqueue, first_delivery
@@ -69,14 +70,14 @@ class TaskEngine:
             regulation = regulation_from_draft(payload)
             await storage.save_regulation(conn, regulation)
             await self._create_tasks(conn, event, regulation)
-            for deferred in await storage.take_deferred(conn, event.regulation_id):
-                await self.apply(conn, deferred)
+            for overtaken in await deferred.take_deferred(conn, event.regulation_id):
+                await self.apply(conn, overtaken)
             return
         known = await storage.get_regulation(conn, event.regulation_id)
         if known is None:
             # Another topic's event overtook the registration: keep it until that arrives.
             log.info("deferring %s until %s is registered", event.type, event.regulation_id)
-            await storage.defer(conn, event)
+            await deferred.defer(conn, event)
             return
         regulation, withdrawn = known
         if withdrawn:

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import asyncpg
 
 from policy.communication.v1 import task_pb2
-from policykit.envelope import Event, from_record, headers_from_json, headers_to_json, to_record
+from policykit.envelope import Event
 
 from services.communication.planner import PlannedTask, Regulation
 
@@ -102,24 +102,6 @@ async def insert_tasks(conn: asyncpg.Connection, planned: list[PlannedTask], eve
         [json.dumps(list(p.region_ids)) for p in planned], [p.due_at for p in planned],
         [p.priority for p in planned])
     return [task_from_row(row) for row in rows]
-
-
-async def defer(conn: asyncpg.Connection, event: Event) -> None:
-    key, value, headers = to_record(event)
-    await conn.execute(
-        "INSERT INTO deferred_events (event_id, regulation_id, record_key, value, headers)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        event.id, event.regulation_id, key, value, headers_to_json(headers))
-
-
-async def take_deferred(conn: asyncpg.Connection, regulation_id: str) -> list[Event]:
-    """Removes and returns the events deferred for the regulation, oldest first."""
-    rows = await conn.fetch(
-        "DELETE FROM deferred_events WHERE regulation_id = $1"
-        " RETURNING record_key, value, headers, deferred_at", regulation_id)
-    rows = sorted(rows, key=lambda r: r["deferred_at"])
-    return [from_record(bytes(r["record_key"]), bytes(r["value"]), headers_from_json(r["headers"]))
-            for r in rows]
 
 
 def utc_now() -> datetime:

@@ -24,6 +24,7 @@ from policy.communication.v1 import task_pb2
 from policy.consultation.v1 import events_pb2 as consultation
 from policy.drafting.v1 import events_pb2 as drafting
 from policy.evaluation.v1 import events_pb2 as evaluation
+from policykit import deferred
 from policykit.envelope import Event, new_event
 from policykit.kafka_io import RejectedEvent
 from policykit.outbox import enqueue, first_delivery
@@ -149,13 +150,13 @@ class Evaluation:
             await storage.add_to_timeline(
                 conn, event.id, event.regulation_id, event.type, event.time,
                 f"Đăng ký dự thảo «{payload.title}» — cơ quan chủ trì: {agency}")
-            for deferred in await storage.take_deferred(conn, event.regulation_id):
-                await self.apply(conn, deferred)
+            for overtaken in await deferred.take_deferred(conn, event.regulation_id):
+                await self.apply(conn, overtaken)
             return
         regulation = await storage.get_regulation(conn, event.regulation_id)
         if regulation is None:
             log.info("deferring %s until %s is registered", event.type, event.regulation_id)
-            await storage.defer(conn, event)
+            await deferred.defer(conn, event)
             return
         ledger = Ledger()
         applier = self._appliers.get(type(payload))

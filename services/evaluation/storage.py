@@ -12,7 +12,6 @@ from datetime import datetime, timezone
 import asyncpg
 
 from policy.drafting.v1 import events_pb2 as drafting
-from policykit.envelope import Event, from_record, headers_from_json, headers_to_json, to_record
 
 from services.evaluation.scoring import (AlertItem, CommentItem, RegulationContext,
                                          SurveyItem, TaskItem)
@@ -298,7 +297,7 @@ async def save_detector(conn: asyncpg.Connection, regulation_id: str,
         regulation_id, json.dumps(detector.to_json(), ensure_ascii=False))
 
 
-# The timeline and deferred events.
+# The timeline.
 
 async def add_to_timeline(conn: asyncpg.Connection, event_id: str, regulation_id: str,
                           event_type: str, at: datetime, summary: str) -> None:
@@ -306,24 +305,6 @@ async def add_to_timeline(conn: asyncpg.Connection, event_id: str, regulation_id
         "INSERT INTO timeline (regulation_id, event_id, event_type, occurred_at, summary)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
         regulation_id, event_id, event_type, at, summary)
-
-
-async def defer(conn: asyncpg.Connection, event: Event) -> None:
-    key, value, headers = to_record(event)
-    await conn.execute(
-        "INSERT INTO deferred_events (event_id, regulation_id, record_key, value, headers)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        event.id, event.regulation_id, key, value, headers_to_json(headers))
-
-
-async def take_deferred(conn: asyncpg.Connection, regulation_id: str) -> list[Event]:
-    """Removes and returns the events deferred for the regulation, in arrival order."""
-    rows = await conn.fetch(
-        "DELETE FROM deferred_events WHERE regulation_id = $1"
-        " RETURNING id, record_key, value, headers", regulation_id)
-    return [from_record(bytes(r["record_key"]), bytes(r["value"]),
-                        headers_from_json(r["headers"]))
-            for r in sorted(rows, key=lambda r: r["id"])]
 
 
 # What the dashboard lists.
