@@ -107,3 +107,19 @@ def eventually(check: Callable[[], object], timeout: float = 60, interval: float
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
         time.sleep(interval)
+
+
+def idle_rss_mb(pid: int, timeout: float = 20, tolerance: float = 0.01) -> float:
+    """Returns a started process's resident memory once it has settled: two samples half a
+    second apart within `tolerance` of each other (or the last sample at the deadline)."""
+    import psutil
+
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + timeout
+    previous = process.memory_info().rss
+    while True:
+        time.sleep(0.5)
+        current = process.memory_info().rss
+        if abs(current - previous) <= tolerance * previous or time.monotonic() > deadline:
+            return current / 2**20
+        previous = current

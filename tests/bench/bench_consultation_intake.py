@@ -60,7 +60,7 @@ from policykit.kafka_io import create_producer, publish
 from policykit.reference import default as reference_data
 from policykit.topics import ensure_topics
 from services.consultation.intake import COMMENT_COLUMNS
-from tests.support import REPO, start_service, topic_size
+from tests.support import REPO, idle_rss_mb, start_service, topic_size
 
 RESULTS = Path(__file__).with_name("results") / "consultation_intake.json"
 GHZ_VERSION = "v0.120.0"
@@ -475,8 +475,7 @@ def main() -> None:
             "CONSULTATION_PSEUDONYM_KEY": "bench-" + "k" * 40, "LOG_LEVEL": "WARNING",
             "OUTBOX_POLL_INTERVAL_MS": "50"})
         stack.callback(service.terminate)
-        time.sleep(2)
-        idle_mb = psutil.Process(service.process.pid).memory_info().rss / 2**20
+        idle_mb = idle_rss_mb(service.process.pid)
         regulation_id = open_consultation(bootstrap, service.grpc_target)
         for comment in comments:
             comment.regulation_id = regulation_id

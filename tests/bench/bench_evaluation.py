@@ -57,7 +57,7 @@ from policykit.reference import default as reference_data
 from policykit.topics import ensure_topics
 from services.evaluation.scorecards import COUNTERS_SQL, LOST_ITEMS_SQL
 from services.evaluation.scoring import COMPONENT_NAMES
-from tests.support import REPO, start_service
+from tests.support import REPO, idle_rss_mb, start_service
 
 RESULTS = Path(__file__).with_name("results") / "evaluation.json"
 TOPIC = "policy.delivery-reports.v1"
@@ -403,8 +403,7 @@ def run(reports: int, task_count: int, calls: int, kafka_python_sample: int) -> 
 
         print("starting the service idle …", flush=True)
         service = start_service("services.evaluation", workdir, env)
-        time.sleep(3)
-        idle_rss = rss_mb(service.process.pid)
+        idle_rss = idle_rss_mb(service.process.pid)
         service.terminate()
 
         print(f"producing {reports:,} delivery reports …", flush=True)
