@@ -5,17 +5,19 @@ VENV := .venv
 PY := $(VENV)/bin/python
 BUF_VERSION := v1.50.0
 BUF := $(CURDIR)/.cache/bin/buf
+GRPCURL_VERSION := v1.9.4
+GRPCURL := $(CURDIR)/.cache/bin/grpcurl
 PROTOS := $(shell find protos -name '*.proto' | sort)
-export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python:$(CURDIR)/libs
+export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python:$(CURDIR)/libs:$(CURDIR)/clients
 
-.PHONY: demo up down status test lint k8s-validate bench protos deps system-packages clean
+.PHONY: demo up down status test lint k8s-validate bench protos cli deps system-packages client-tools clean
 
 ## demo: start Kafka, PostgreSQL and the services, then run a regulation through them
 demo: up
 	$(PY) -m deploy.local.demo
 
 ## up / down / status: the local platform in the background (data kept in .data/)
-up: deps protos
+up: deps protos cli
 	$(PY) -m deploy.local.supervisor up
 
 down: deps
@@ -25,11 +27,14 @@ status: deps
 	$(PY) -m deploy.local.supervisor status
 
 ## test: every test, against a real Kafka broker and PostgreSQL server of its own
-test: deps protos system-packages
+test: deps protos cli system-packages client-tools
 	$(PY) -m pytest
 
 system-packages:
 	bash deploy/local/system-packages.sh
+
+## client-tools: grpcurl into .cache/bin (docs/real-clients.md); kcat comes with system-packages
+client-tools: $(GRPCURL)
 
 ## k8s-validate: Kubernetes manifests, alerts, Dockerfiles and compose file, offline (k8s/README.md)
 k8s-validate: deps protos
@@ -40,9 +45,10 @@ bench: deps protos
 	@set -e; for bench in tests/bench/bench_*.py; do \
 		$(PY) -m tests.bench.$$(basename $$bench .py); done
 
-## lint: buf lint on the protobuf contracts
-lint: $(BUF)
+## lint: buf lint on the protobuf contracts, then the event contracts (AsyncAPI, buf breaking)
+lint: $(BUF) protos
 	cd protos && $(BUF) lint
+	bash deploy/tools/validate_contracts.sh
 
 ## protos: generate Python code (with .pyi stubs) into gen/python; never edited by hand
 protos: gen/python/.generated
@@ -51,6 +57,13 @@ gen/python/.generated: $(PROTOS) $(VENV)/.installed
 	rm -rf gen/python && mkdir -p gen/python
 	$(PY) -m grpc_tools.protoc -Iprotos --python_out=gen/python --pyi_out=gen/python \
 		--grpc_python_out=gen/python $(PROTOS)
+	touch $@
+
+## cli: installs the `policyctl` command into .venv/bin (clients/policyctl; docs/cli.md)
+cli: $(VENV)/bin/policyctl
+
+$(VENV)/bin/policyctl: pyproject.toml gen/python/.generated $(wildcard clients/*/__init__.py libs/*/__init__.py)
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 deps: $(VENV)/.installed
@@ -63,6 +76,9 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 
 $(BUF):
 	GOBIN=$(CURDIR)/.cache/bin go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+
+$(GRPCURL):
+	GOBIN=$(CURDIR)/.cache/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
 
 ## clean: remove generated code and local data (stop the platform first: make down)
 clean:

@@ -8,9 +8,10 @@ import subprocess
 import sys
 import time
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -19,7 +20,7 @@ from kafka import KafkaConsumer, TopicPartition
 from deploy.local.kafka_broker import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-PYTHONPATH = os.pathsep.join(str(REPO / p) for p in (".", "gen/python", "libs"))
+PYTHONPATH = os.pathsep.join(str(REPO / p) for p in (".", "gen/python", "libs", "clients"))
 
 
 def read_topic(bootstrap: str, topics: list[str], until: Callable[[list], bool],
@@ -123,3 +124,28 @@ def idle_rss_mb(pid: int, timeout: float = 20, tolerance: float = 0.01) -> float
         if abs(current - previous) <= tolerance * previous or time.monotonic() > deadline:
             return current / 2**20
         previous = current
+
+
+# The five services in start order (drafting first: the others consume its topic).
+PLATFORM_SERVICES = ("drafting", "communication", "consultation", "publication", "evaluation")
+
+
+@contextmanager
+def running_platform(bootstrap: str, database_url: str, log_dir: Path,
+                     extra_env: dict[str, str] | None = None) -> Iterator[dict[str, RunningService]]:
+    """Runs all five services on free ports against the given broker and database, with the
+    local platform's settings (deploy/local/platform.env); yields them by name and stops them
+    with SIGTERM afterwards. Tests that use it should scope it to their module or package so
+    that no other copy of a service shares its schema and consumer group meanwhile."""
+    from deploy.local.supervisor import SETTINGS_FILE, read_env_file
+
+    env = {**read_env_file(SETTINGS_FILE), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+           "DATABASE_URL": database_url, "OUTBOX_POLL_INTERVAL_MS": "20", **(extra_env or {})}
+    started: dict[str, RunningService] = {}
+    try:
+        for name in PLATFORM_SERVICES:
+            started[name] = start_service(f"services.{name}", log_dir, env)
+        yield started
+    finally:
+        for service in reversed(started.values()):
+            service.terminate()

@@ -42,7 +42,7 @@ SERVICES = [Service("drafting", "services.drafting"),
             Service("evaluation", "services.evaluation")]
 
 
-def _read_env_file(path: Path) -> dict[str, str]:
+def read_env_file(path: Path) -> dict[str, str]:
     """Reads KEY=VALUE lines; # starts a comment."""
     found = {}
     for line in path.read_text("utf-8").splitlines():
@@ -54,7 +54,7 @@ def _read_env_file(path: Path) -> dict[str, str]:
 
 
 def ports() -> dict[str, int]:
-    return {key: int(value) for key, value in _read_env_file(PORTS_FILE).items()}
+    return {key: int(value) for key, value in read_env_file(PORTS_FILE).items()}
 
 
 def _kafka(p: dict[str, int]) -> KafkaBroker:
@@ -112,7 +112,7 @@ def up(timeout: float = 120) -> None:
     if not os.environ.get("DATABASE_URL"):
         print("postgresql  starting…", flush=True)
         _postgres(p).start()
-    env = {**{key: str(port) for key, port in p.items()}, **_read_env_file(SETTINGS_FILE),
+    env = {**{key: str(port) for key, port in p.items()}, **read_env_file(SETTINGS_FILE),
            **os.environ, **infrastructure_env(p),
            "PYTHONPATH": os.pathsep.join(str(REPO / d) for d in (".", "gen/python", "libs"))}
     for service in SERVICES:
