@@ -39,7 +39,8 @@ from policy.drafting.v1 import drafting_service_pb2_grpc as drafting_grpc
 from policykit.envelope import Event, from_record
 from policykit.reference import default as reference_data
 from services.communication.organisations import display_name
-from services.publication.timeline import fetch_timeline, format_timeline
+from policyctl.timeline import fetch_timeline
+from services.publication.timeline import format_timeline
 
 TOPIC = "policy.drafting.v1"
 

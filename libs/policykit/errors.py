@@ -50,6 +50,18 @@ def field_violations(error: grpc.RpcError) -> list[tuple[str, str]]:
     return found
 
 
+def retry_delay(error: grpc.RpcError) -> float | None:
+    """The wait a RESOURCE_EXHAUSTED error asks for (its google.rpc.RetryInfo), client side;
+    None when it names none."""
+    status = rpc_status.from_call(error)
+    for detail in status.details if status else ():
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToTimedelta().total_seconds()
+    return None
+
+
 class NotFound(Exception):
     """The named thing does not exist: NOT_FOUND."""
 

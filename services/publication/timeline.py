@@ -3,7 +3,7 @@ communication tasks with their latest status and evidence, and the consultation 
 
 Entries are recorded as events are consumed, and for the service's own events in the
 transaction that emits them; `load` reads them back in order a page at a time;
-`fetch_timeline` and `format_timeline` are for clients that print one, such as the demo."""
+`format_timeline` renders one for the demo (policyctl.timeline.fetch_timeline reads it)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ from datetime import datetime
 import asyncpg
 from google.protobuf.message import Message
 
-from policy.common.v1 import common_pb2
 from policy.publication.v1 import events_pb2 as publication
 from policy.publication.v1 import publication_service_pb2 as api
-from policy.publication.v1 import publication_service_pb2_grpc as api_grpc
 from policykit.envelope import Event
 
 from services.publication import storage
@@ -103,25 +101,6 @@ async def load(conn: asyncpg.Connection, regulation_id: str, *, after: Position 
     if len(found) > len(page):
         response.page.next_page_token = encode_position(page[-1][1])
     return response
-
-
-def fetch_timeline(stub: api_grpc.PublicationServiceStub, regulation_id: str,
-                   timeout: float = 10) -> api.GetTimelineResponse:
-    """Calls GetTimeline page after page and returns the whole timeline as one response."""
-    whole = api.GetTimelineResponse()
-    token = ""
-    while True:
-        response = stub.GetTimeline(api.GetTimelineRequest(
-            regulation_id=regulation_id,
-            page=common_pb2.PageRequest(page_size=MAX_PAGE_SIZE, page_token=token)),
-            timeout=timeout)
-        whole.entries.extend(response.entries)
-        token = response.page.next_page_token
-        if not token:
-            response.ClearField("entries")
-            response.ClearField("page")
-            whole.MergeFrom(response)
-            return whole
 
 
 _LINKS = {api.LINK_KIND_AMENDS: "sửa đổi, bổ sung", api.LINK_KIND_AMENDED_BY: "được sửa đổi bởi",

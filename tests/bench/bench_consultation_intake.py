@@ -43,8 +43,6 @@ import asyncpg
 import grpc
 import psutil
 from aiokafka import AIOKafkaProducer
-from grpc_status import rpc_status
-from google.rpc import error_details_pb2
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
@@ -55,6 +53,7 @@ from policy.consultation.v1 import consultation_service_pb2_grpc as api_grpc
 from policy.consultation.v1 import events_pb2 as events
 from policy.drafting.v1 import events_pb2 as drafting
 from policykit.envelope import new_event, to_record
+from policykit.errors import retry_delay
 from policykit.grpc_server import GrpcServer
 from policykit.kafka_io import create_producer, publish
 from policykit.reference import default as reference_data
@@ -295,13 +294,7 @@ def open_consultation(bootstrap: str, target: str) -> str:
 
 
 def _retry_delay(error: grpc.aio.AioRpcError) -> float:
-    status = rpc_status.from_call(error)
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            info = error_details_pb2.RetryInfo()
-            detail.Unpack(info)
-            return info.retry_delay.ToTimedelta().total_seconds()
-    return 0.5
+    return retry_delay(error) or 0.5
 
 
 async def drive_bulk(target: str, streams: list[list[bytes]]) -> dict:

@@ -24,7 +24,7 @@ from policy.publication.v1 import publication_service_pb2_grpc as api_grpc
 from policykit.envelope import Event, from_record, new_event
 from policykit.kafka_io import publish
 from services.publication.effective_dates import VIETNAM
-from services.publication.timeline import fetch_timeline
+from policyctl.timeline import fetch_timeline
 from tests.support import RunningService, eventually, read_topic, start_service
 
 DRAFTING_TOPIC = "policy.drafting.v1"

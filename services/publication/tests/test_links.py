@@ -7,7 +7,7 @@ from policy.publication.v1 import publication_service_pb2 as api
 from policykit.errors import field_violations
 from services.publication.tests.helpers import (adopted, events_about, key, published,
                                                 regulation_id, scheduled_timers)
-from services.publication.timeline import fetch_timeline
+from policyctl.timeline import fetch_timeline
 
 
 def amend(stub, regulation: str, by: str, articles=("Điều 5", "Khoản 2 Điều 12")):

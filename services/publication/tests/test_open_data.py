@@ -16,7 +16,7 @@ from policy.publication.v1 import publication_service_pb2 as api
 from services.publication.open_data import FORMAT, SCHEMA_PATH, document
 from services.publication.tests.helpers import (OPEN_DATA_TOPIC, key, produce, published,
                                                 wait_for_timeline)
-from services.publication.timeline import fetch_timeline
+from policyctl.timeline import fetch_timeline
 from tests.support import PYTHONPATH, REPO, read_topic
 
 SCHEMA = json.loads(SCHEMA_PATH.read_text("utf-8"))

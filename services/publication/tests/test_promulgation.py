@@ -16,7 +16,7 @@ from services.publication.effective_dates import VIETNAM, parse_period, shift
 from services.publication.tests.helpers import (DRAFTING_TOPIC, adopted, events_about, key,
                                                 produce, promulgation_request, regulation_id,
                                                 scheduled_timers, wait_for_status)
-from services.publication.timeline import fetch_timeline
+from policyctl.timeline import fetch_timeline
 
 
 SIGNER = "Phó Thủ tướng Trần Hồng Hà"

@@ -11,7 +11,7 @@ from policy.publication.v1 import publication_service_pb2 as api
 from policy.publication.v1 import publication_service_pb2_grpc as api_grpc
 from services.publication.tests.helpers import (adopted, events_about, promulgation_request,
                                                 scheduled_timers)
-from services.publication.timeline import fetch_timeline
+from policyctl.timeline import fetch_timeline
 
 REASON = "Có hiệu lực ngay để thử khởi động lại dịch vụ"
 
