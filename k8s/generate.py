@@ -30,8 +30,8 @@ from policykit import topics as declared  # noqa: E402  (needs the path above)
 PLAYBOOK = REPO / "services" / "communication" / "playbooks" / "default.yaml"
 API_VERSION = "kafka.strimzi.io/v1beta2"
 PART_OF = {"app.kubernetes.io/part-of": "policy-platform"}
-# The operators' tool (deploy/tools/replay_dead_letters.py, `policykit.outbox` runs as the
-# service): reads every dead-letter topic, re-produces to the topics dead letters came from.
+# The operators' tool (`policyctl dead-letters`, `policykit.outbox` runs as the service):
+# reads every dead-letter topic, re-produces to the topics dead letters came from.
 OPS_USER = "ops"
 
 
@@ -103,11 +103,15 @@ def kafka_users(raw: dict, declaration: declared.Declaration) -> list[dict]:
     resources = []
     for name, topics in access(raw, declaration).items():
         acls = [acl("topic", topic, ["Read", "Describe"]) for topic in topics["reads"]]
-        if topics["reads"]:
-            # Services consume as the group named after them; an outside system names its
-            # groups after itself (e.g. downstream-channels-sms), hence a prefix.
-            acls.append(acl("group", name, ["Read"],
-                            "literal" if name in services else "prefix"))
+        if name in services:
+            # A service consumes as the group named after it, or under the Kafka group id
+            # topics.yaml gives for a topic (evaluation's delivery reports).
+            acls += [acl("group", group_id, ["Read"], "literal") for group_id in
+                     sorted({declaration.kafka_group_id(name, t) for t in topics["reads"]})]
+        elif topics["reads"]:
+            # An outside system names its groups after itself (e.g. downstream-channels-sms),
+            # hence a prefix.
+            acls.append(acl("group", name, ["Read"], "prefix"))
         acls += [acl("topic", topic, ["Write", "Describe"]) for topic in topics["writes"]]
         if name in services:
             # At start-up a service lists the declared topics to create the missing ones;
