@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone
 import grpc
 from kafka import KafkaConsumer, TopicPartition
 
-from deploy.local.supervisor import SERVICES, grpc_target, infrastructure_env, ports
+from deploy.local.supervisor import infrastructure_env, ports
 from policy.common.v1 import common_pb2
 from policy.communication.v1 import task_pb2
 from policy.consultation.v1 import consultation_service_pb2 as consultation_api
@@ -39,6 +39,7 @@ from policy.drafting.v1 import drafting_service_pb2_grpc as drafting_grpc
 from policykit.envelope import Event, from_record
 from policykit.reference import default as reference_data
 from services.communication.organisations import display_name
+from policyctl.settings import Settings
 from policyctl.timeline import fetch_timeline
 from services.publication.timeline import format_timeline
 
@@ -53,7 +54,9 @@ def table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> s
 
 
 def service_target(name: str) -> str:
-    return grpc_target(next(s for s in SERVICES if s.name == name), ports())
+    """The local platform's address of the service, unless POLICYCTL_<NAME>_TARGET names
+    another (as for policyctl; the tests run the demo against their own services)."""
+    return Settings.from_environment({}, None, timeout=10).targets[name]
 
 
 def subscribe(bootstrap: str) -> KafkaConsumer:
