@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Mapping
 
 KAFKA_VERSION = "3.9.1"
 
@@ -135,17 +136,37 @@ def _heap_mb(heap: str) -> int:
 class KafkaBroker:
     """A local KRaft broker whose config, data, log and pid file live in ``data_dir``."""
 
-    def __init__(self, data_dir: Path, port: int, controller_port: int, jars_dir: Path, heap: str = "512m"):
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int,
+        controller_port: int,
+        jars_dir: Path,
+        heap: str = "512m",
+        sasl_port: int | None = None,
+        scram_users: Mapping[str, str] | None = None,
+    ):
+        """With ``sasl_port``, the broker also has a SASL_PLAINTEXT listener there that
+        authenticates ``scram_users`` (name -> password, SCRAM-SHA-512, created when the storage
+        is formatted, i.e. at the first start) and authorizes them by ACLs only, as a Strimzi
+        listener with `simple` authorization does; the PLAINTEXT listener's ANONYMOUS principal
+        stays a super user, so that listener is unchanged and can create the ACLs."""
         self.data_dir = Path(data_dir).resolve()
         self.port = port
         self.controller_port = controller_port
         self.jars_dir = Path(jars_dir).resolve()
         self.heap = heap
+        self.sasl_port = sasl_port
+        self.scram_users = dict(scram_users or {})
         self._proc: subprocess.Popen | None = None
 
     @property
     def bootstrap_servers(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
 
     @property
     def _pid_file(self) -> Path:
@@ -224,7 +245,25 @@ class KafkaBroker:
             "num.network.threads": "2",
             "num.io.threads": "4",
         }
+        if self.sasl_port is not None:
+            props.update(self._sasl_props())
         self._config.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+
+    def _sasl_props(self) -> dict[str, str]:
+        plain = f"PLAINTEXT://127.0.0.1:{self.port}"
+        sasl = f"SASL_PLAINTEXT://127.0.0.1:{self.sasl_port}"
+        return {
+            "listeners": f"{plain},{sasl},CONTROLLER://127.0.0.1:{self.controller_port}",
+            "advertised.listeners": f"{plain},{sasl}",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": "SCRAM-SHA-512",
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            ),
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            # The controller and inter-broker listeners are PLAINTEXT too, hence ANONYMOUS.
+            "super.users": "User:ANONYMOUS",
+        }
 
     def _format_storage(self) -> None:
         """Format log.dirs once; the cluster id is kept in data_dir so restarts reuse the data."""
@@ -233,8 +272,21 @@ class KafkaBroker:
         id_file = self.data_dir / "cluster.id"
         if not id_file.is_file():
             id_file.write_text(_new_cluster_id() + "\n")
+        scram = []
+        for name, password in self.scram_users.items():
+            # The tool splits the brackets at commas and strips one pair of quotes per value.
+            if any(c in name + password for c in ',"'):
+                raise ValueError(f"SCRAM user {name!r}: names and passwords cannot contain , or \"")
+            scram += ["--add-scram", f'SCRAM-SHA-512=[name="{name}",password="{password}"]']
         cmd = self._java(
-            "kafka.tools.StorageTool", "format", "-t", id_file.read_text().strip(), "-c", str(self._config), heap="256m"
+            "kafka.tools.StorageTool",
+            "format",
+            "-t",
+            id_file.read_text().strip(),
+            "-c",
+            str(self._config),
+            *scram,
+            heap="256m",
         )
         res = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         if res.returncode != 0:

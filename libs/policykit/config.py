@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
+
+if TYPE_CHECKING:
+    from policykit.kafka_security import KafkaSecurity
 
 
 class ConfigError(ValueError):
@@ -46,11 +49,16 @@ class ServiceSettings:
     log_level: str
     outbox_poll_interval_ms: int
     shutdown_grace_seconds: int
+    kafka_security: KafkaSecurity
 
     @classmethod
     def from_env(cls, service_name: str, env: Mapping[str, str] = os.environ) -> "ServiceSettings":
         """Reads KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, GRPC_PORT, METRICS_PORT, LOG_LEVEL,
-        OUTBOX_POLL_INTERVAL_MS and SHUTDOWN_GRACE_SECONDS."""
+        OUTBOX_POLL_INTERVAL_MS, SHUTDOWN_GRACE_SECONDS and the Kafka security variables
+        (policykit.kafka_security)."""
+        # Imported here: kafka_security builds on this module's ConfigError and env_str.
+        from policykit.kafka_security import KafkaSecurity
+
         database_url = env_str("DATABASE_URL", env=env)
         if not database_url.startswith(("postgresql://", "postgres://")):
             raise ConfigError("DATABASE_URL must be a postgresql:// URL")
@@ -66,4 +74,5 @@ class ServiceSettings:
             log_level=log_level,
             outbox_poll_interval_ms=env_int("OUTBOX_POLL_INTERVAL_MS", 100, minimum=1, env=env),
             shutdown_grace_seconds=env_int("SHUTDOWN_GRACE_SECONDS", 10, minimum=0, env=env),
+            kafka_security=KafkaSecurity.from_env(env),
         )

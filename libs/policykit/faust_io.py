@@ -19,13 +19,15 @@ from policykit import metrics
 from policykit.envelope import EnvelopeError, Event, from_record
 from policykit.jsonlog import current_event_id, current_regulation_id
 from policykit.kafka_io import dead_letter_headers, failure_verdict
+from policykit.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Event], Awaitable[None]]
 
 
-def create_app(group: str, bootstrap_servers: str, **overrides) -> faust.App:
+def create_app(group: str, bootstrap_servers: str, security: KafkaSecurity = PLAINTEXT,
+               **overrides) -> faust.App:
     """Returns a Faust app consuming as `group`, with raw keys and values (the envelope
     decodes them), acks from all in-sync replicas, and no web server or leader topic."""
     settings = dict(
@@ -37,7 +39,8 @@ def create_app(group: str, bootstrap_servers: str, **overrides) -> faust.App:
         # A crashed member's partitions move to the others after 10 s rather than a minute.
         broker_session_timeout=10.0, broker_heartbeat_interval=2.0,
         # Faust wants a data directory even with the memory store; keep it out of the tree.
-        datadir=Path(tempfile.gettempdir()) / f"faust-{group}")
+        datadir=Path(tempfile.gettempdir()) / f"faust-{group}",
+        **security.faust_settings())
     settings.update(overrides)
     return faust.App(group, **settings)
 

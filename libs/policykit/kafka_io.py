@@ -18,6 +18,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from policykit import metrics
 from policykit.envelope import EnvelopeError, Event, Headers, from_record, to_record
 from policykit.jsonlog import current_event_id, current_regulation_id
+from policykit.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -52,11 +53,12 @@ def failure_verdict(error: Exception, attempt: int, max_attempts: int, topic: st
     return None
 
 
-def create_producer(bootstrap_servers: str, **overrides) -> KafkaProducer:
+def create_producer(bootstrap_servers: str, security: KafkaSecurity = PLAINTEXT,
+                    **overrides) -> KafkaProducer:
     """Returns a producer that waits for all in-sync replicas and never duplicates on retry."""
     settings = dict(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True,
                     linger_ms=5, retries=2**31 - 1, max_in_flight_requests_per_connection=5,
-                    client_id="policykit")
+                    client_id="policykit", **security.client_settings())
     settings.update(overrides)
     return KafkaProducer(**settings)
 
@@ -89,17 +91,18 @@ class EventConsumer:
     def __init__(self, bootstrap_servers: str, group: str, topics: list[str],
                  dead_letter_topic: str, handler: Callable[[Event], None], *,
                  producer: KafkaProducer | None = None, max_attempts: int = 5,
-                 retry_backoff_s: float = 0.5, **consumer_overrides):
+                 retry_backoff_s: float = 0.5, security: KafkaSecurity = PLAINTEXT,
+                 **consumer_overrides):
         self.group = group
         self.dead_letter_topic = dead_letter_topic
         self.handler = handler
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self._own_producer = producer is None
-        self.producer = producer or create_producer(bootstrap_servers)
+        self.producer = producer or create_producer(bootstrap_servers, security)
         settings = dict(bootstrap_servers=bootstrap_servers, group_id=group,
                         enable_auto_commit=False, auto_offset_reset="earliest",
-                        client_id=f"policykit-{group}")
+                        client_id=f"policykit-{group}", **security.client_settings())
         settings.update(consumer_overrides)
         self.consumer = KafkaConsumer(*topics, **settings)
 

@@ -8,14 +8,18 @@ between publishing and marking re-sends on restart: consumers absorb that with t
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
+from typing import Callable
 
 import asyncpg
 from kafka import KafkaProducer
+from kafka.errors import KafkaTimeoutError
 
 from policykit import metrics
 from policykit.envelope import Event, headers_from_json, headers_to_json, to_record
+from policykit.kafka_security import KafkaSecurity
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +55,16 @@ async def first_delivery(conn: asyncpg.Connection, consumer: str, event: Event) 
 
 class OutboxRelay:
     """Publishes outbox rows to Kafka in id order. One relay per schema works at a time (an
-    advisory lock), so replicas of a service never reorder one regulation's events."""
+    advisory lock), so replicas of a service never reorder one regulation's events.
 
-    def __init__(self, pool: asyncpg.Pool, producer: KafkaProducer, schema: str, *,
-                 batch_size: int = 500, poll_interval_s: float = 0.1):
+    The relay owns its producer: `new_producer` makes one when there is none, and the relay
+    drops it when a batch fails (close() drops it at the end)."""
+
+    def __init__(self, pool: asyncpg.Pool, new_producer: Callable[[], KafkaProducer],
+                 schema: str, *, batch_size: int = 500, poll_interval_s: float = 0.1):
         self.pool = pool
-        self.producer = producer
+        self.new_producer = new_producer
+        self.producer: KafkaProducer | None = None
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self._lock_id = int.from_bytes(
@@ -80,15 +88,40 @@ class OutboxRelay:
         return len(rows)
 
     def _send(self, rows: list[asyncpg.Record]) -> None:
-        futures = [
-            self.producer.send(
-                row["topic"], key=bytes(row["record_key"]), value=bytes(row["value"]),
-                headers=headers_from_json(row["headers"]))
-            for row in rows
-        ]
-        self.producer.flush()
-        for future in futures:
-            future.get(timeout=60)  # raises if any record was not acknowledged
+        if self.producer is None:
+            self.producer = self.new_producer()
+        producer = self.producer
+        try:
+            futures = [
+                producer.send(
+                    row["topic"], key=bytes(row["record_key"]), value=bytes(row["value"]),
+                    headers=headers_from_json(row["headers"]))
+                for row in rows
+            ]
+            # A working producer settles every record, acknowledged or expired, within its
+            # delivery timeout; one that has not by then never will.
+            producer.flush(timeout=producer.config["delivery_timeout_ms"] / 1000 + 10)
+            for future in futures:
+                future.get(timeout=0)  # raises if any record was not acknowledged
+        except Exception:
+            # The batch is sent again whole, by a new producer. kafka-python 3.0.12's idempotent
+            # producer never sends again once it has expired a batch it had sent (it drops its
+            # producer id and never asks for a new one), e.g. after a broker it could not hear
+            # from for longer than delivery_timeout_ms.
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Closes the relay's producer, if it has one."""
+        producer, self.producer = self.producer, None
+        if producer is None:
+            return
+        try:
+            producer.close(timeout=0)
+        except KafkaTimeoutError:
+            # kafka-python's close() gives up, leaving the producer running, when records it
+            # cannot deliver remain; their rows stay unsent and are sent again.
+            log.warning("left behind a Kafka producer with undelivered records")
 
     async def backlog(self) -> tuple[int, float]:
         """Returns (unsent rows, age in seconds of the oldest one)."""
@@ -98,15 +131,21 @@ class OutboxRelay:
                 " AS age FROM outbox WHERE sent_at IS NULL")
         return row["n"], float(row["age"])
 
+    async def _publish_and_measure(self) -> int:
+        try:
+            return await self.publish_batch()
+        finally:
+            # Also when Kafka did not take the batch: that is when a stuck outbox must show.
+            backlog, age = await self.backlog()
+            metrics.OUTBOX_BACKLOG.set(backlog)
+            metrics.OUTBOX_OLDEST_AGE.set(age)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Publishes until `stop` is set, then drains what is left. Failures are logged and
         retried: nothing leaves the outbox unpublished."""
         while True:
             try:
-                published = await self.publish_batch()
-                backlog, age = await self.backlog()
-                metrics.OUTBOX_BACKLOG.set(backlog)
-                metrics.OUTBOX_OLDEST_AGE.set(age)
+                published = await self._publish_and_measure()
             except Exception:
                 log.exception("outbox relay failed; retrying")
                 published = 0
@@ -121,28 +160,30 @@ class OutboxRelay:
                     pass
 
 
-async def drain(database_url: str, bootstrap_servers: str, schema: str,
-                batch_size: int = 500) -> int:
+async def drain(database_url: str, bootstrap_servers: str, security: KafkaSecurity,
+                schema: str, batch_size: int = 500) -> int:
     """Publishes everything in the schema's outbox and returns the number of rows sent."""
     from policykit.db import create_pool
     from policykit.kafka_io import create_producer
 
     pool = await create_pool(database_url, schema)
-    producer = create_producer(bootstrap_servers, client_id=f"{schema}-outbox-drain")
+    relay = OutboxRelay(pool, functools.partial(create_producer, bootstrap_servers, security,
+                                                client_id=f"{schema}-outbox-drain"),
+                        schema, batch_size=batch_size)
     try:
-        relay = OutboxRelay(pool, producer, schema, batch_size=batch_size)
         total = 0
         while published := await relay.publish_batch():
             total += published
         return total
     finally:
-        producer.close()
+        relay.close()
         await pool.close()
 
 
 def main(argv: list[str] | None = None) -> None:
     """`python -m policykit.outbox --schema S`: publishes a service's outbox backlog and exits,
-    e.g. after an outage, using DATABASE_URL and KAFKA_BOOTSTRAP_SERVERS."""
+    e.g. after an outage, using DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS and the Kafka security
+    variables (policykit.kafka_security), as the service does."""
     import argparse
 
     from policykit.config import env_str
@@ -152,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=500)
     args = parser.parse_args(argv)
     sent = asyncio.run(drain(env_str("DATABASE_URL"), env_str("KAFKA_BOOTSTRAP_SERVERS"),
-                             args.schema, args.batch_size))
+                             KafkaSecurity.from_env(), args.schema, args.batch_size))
     print(f"published {sent} outbox row(s) from schema {args.schema}")
 
 

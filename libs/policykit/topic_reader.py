@@ -9,6 +9,8 @@ from typing import Iterator
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
+from policykit.kafka_security import PLAINTEXT, KafkaSecurity
+
 
 class UnknownTopic(LookupError):
     """The topic, or the partition asked for, does not exist."""
@@ -28,11 +30,11 @@ class TopicReader:
     `follow`, `records` reads up to those end offsets and stops."""
 
     def __init__(self, bootstrap_servers: str, topic: str, partition: int | None = None,
-                 **consumer_overrides):
+                 security: KafkaSecurity = PLAINTEXT, **consumer_overrides):
         settings = dict(bootstrap_servers=bootstrap_servers, group_id=None,
                         enable_auto_commit=False, client_id="policykit-reader",
                         # An offset the retention deleted meanwhile reads from the oldest kept.
-                        auto_offset_reset="earliest")
+                        auto_offset_reset="earliest", **security.client_settings())
         settings.update(consumer_overrides)
         self.consumer = KafkaConsumer(**settings)
         try:

@@ -10,6 +10,8 @@ import yaml
 from kafka.admin import KafkaAdminClient
 from kafka.errors import TopicAlreadyExistsError
 
+from policykit.kafka_security import PLAINTEXT, KafkaSecurity
+
 log = logging.getLogger(__name__)
 
 DECLARATION = Path(__file__).with_name("topics.yaml")
@@ -100,12 +102,13 @@ def load(path: Path = DECLARATION) -> Declaration:
 
 
 def ensure_topics(bootstrap_servers: str, declaration: Declaration | None = None,
-                  extra: list[TopicSpec] = ()) -> list[str]:
+                  extra: list[TopicSpec] = (), security: KafkaSecurity = PLAINTEXT) -> list[str]:
     """Creates the declared topics that do not exist yet; returns the names created.
     Replication is capped at the number of brokers in the cluster."""
     declaration = declaration or load()
     wanted = [*declaration.topics.values(), *extra]
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="policykit-topics")
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="policykit-topics",
+                             **security.client_settings())
     try:
         brokers = len(admin.describe_cluster()["brokers"])
         missing = [t for t in wanted if t.name not in set(admin.list_topics())]

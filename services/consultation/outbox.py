@@ -29,6 +29,7 @@ from google.protobuf.message import Message
 from prometheus_client import Counter, Gauge
 
 from policykit.envelope import EVENT_TYPES, Event, new_event, to_record
+from policykit.kafka_security import KafkaSecurity
 from policykit.outbox import OutboxError
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,11 @@ class EventRelay:
     """Publishes event_batches rows in id order and marks them sent."""
 
     def __init__(self, pool: asyncpg.Pool, bootstrap_servers: str, *, schema: str,
-                 rows_per_round: int = 20, poll_interval_s: float = 0.1):
+                 security: KafkaSecurity, rows_per_round: int = 20,
+                 poll_interval_s: float = 0.1):
         self.pool = pool
         self.bootstrap_servers = bootstrap_servers
+        self.security = security
         self.rows_per_round = rows_per_round
         self.poll_interval_s = poll_interval_s
         self.producer: AIOKafkaProducer | None = None
@@ -90,7 +93,8 @@ class EventRelay:
     async def start(self) -> None:
         self.producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers, acks="all", enable_idempotence=True,
-            linger_ms=5, max_batch_size=MAX_RECORD_BATCH, client_id="consultation-outbox")
+            linger_ms=5, max_batch_size=MAX_RECORD_BATCH, client_id="consultation-outbox",
+            **self.security.client_settings())
         await self.producer.start()
 
     async def stop(self) -> None:

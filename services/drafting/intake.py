@@ -19,6 +19,7 @@ from policykit import faust_io, topics
 from policykit.envelope import Event
 from policykit.errors import FailedPrecondition, FieldViolations, NotFound
 from policykit.kafka_io import RejectedEvent
+from policykit.kafka_security import KafkaSecurity
 from policykit.outbox import first_delivery
 
 from services.drafting import changes
@@ -60,9 +61,10 @@ async def accept(pool: asyncpg.Pool, event: Event) -> None:
         raise RejectedEvent(str(error)) from None
 
 
-def create_intake(pool: asyncpg.Pool, bootstrap_servers: str) -> faust.App:
+def create_intake(pool: asyncpg.Pool, bootstrap_servers: str,
+                  security: KafkaSecurity) -> faust.App:
     """Returns the Faust app of consumer group `drafting` that accepts intake events."""
-    app = faust_io.create_app(GROUP, bootstrap_servers)
+    app = faust_io.create_app(GROUP, bootstrap_servers, security)
     faust_io.add_event_agent(app, [INTAKE_TOPIC], topics.load().dead_letter_topic(GROUP),
                              functools.partial(accept, pool))
     return app

@@ -42,6 +42,7 @@ from policy.communication.v1 import events_pb2 as tasks
 from policykit import metrics
 from policykit.envelope import CONTENT_TYPE, SPECVERSION, EnvelopeError, from_record
 from policykit.kafka_io import dead_letter_headers
+from policykit.kafka_security import KafkaSecurity
 from policykit.reference import UnknownReference
 
 from services.evaluation import labels, storage
@@ -182,10 +183,11 @@ class DeliveryAggregator:
     tasks up to date."""
 
     def __init__(self, pool: asyncpg.Pool, bootstrap_servers: str, units: Units,
-                 dead_letter_topic: str, producer: KafkaProducer, *,
+                 dead_letter_topic: str, producer: KafkaProducer, security: KafkaSecurity, *,
                  max_records: int = 20_000):
         self.pool = pool
         self.bootstrap_servers = bootstrap_servers
+        self.security = security
         self.units = units
         self.reader = ReportReader(units)
         self.dead_letter_topic = dead_letter_topic
@@ -200,7 +202,7 @@ class DeliveryAggregator:
             client_id="evaluation-delivery-reports", enable_auto_commit=False,
             auto_offset_reset="earliest", fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=8 * 1024 * 1024, session_timeout_ms=10_000,
-            heartbeat_interval_ms=2_000)
+            heartbeat_interval_ms=2_000, **self.security.client_settings())
         consumer.subscribe([TOPIC], listener=_SeekToStored(self, consumer))
         await consumer.start()
         try:
