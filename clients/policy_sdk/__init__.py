@@ -3,8 +3,11 @@
 Public API — stable; names not listed here (policy_sdk._messages, errors.from_rpc_error, …)
 may change:
 
-DraftingClient(target: str | grpc.Channel, *, retry: RetryPolicy = RetryPolicy())
-    The DraftingService gRPC API, synchronous; a context manager (close()). Mutating calls
+DraftingClient(target: str | grpc.Channel, *, retry: RetryPolicy = RetryPolicy(),
+               token: str | None = None, credentials: grpc.ChannelCredentials | None = None)
+    The DraftingService gRPC API, synchronous; a context manager (close()). `token` goes with
+    every call and retry as `authorization: Bearer <token>`; `credentials` (a target string
+    only) opens a TLS channel, e.g. tls_credentials(ca, cert, key) for mTLS. Mutating calls
     take `idempotency_key: str | None = None` (a uuid4 when None, the same for every retry)
     and return the Draft as it is after the change:
     .register_draft(*, regulation_type, title, lead_agency_id, impact_level, summary="",
@@ -27,6 +30,9 @@ DraftingClient(target: str | grpc.Channel, *, retry: RetryPolicy = RetryPolicy()
     Enums (regulation_type, impact_level, state) take the generated values or their names
     ("IMPACT_LEVEL_HIGH"); timestamps take datetimes with a time zone; lists any iterable of
     str. A bad representation raises ValueError / TypeError before any call.
+
+tls_credentials(ca_file, cert_file=None, key_file=None) -> grpc.ChannelCredentials
+    TLS trusting the CA, with the client certificate and key when given (mTLS).
 
 RetryPolicy(max_attempts=10, initial_backoff=0.1, max_backoff=5.0, multiplier=2.0,
             jitter=1.0, attempt_timeout=10.0, overall_timeout=30.0,
@@ -57,6 +63,8 @@ Errors (policy_sdk.errors), all PolicySdkError:
     ServiceError: a failed call; .code (grpc.StatusCode), .details, .method, .idempotency_key
       InvalidArgument: .violations (list of FieldViolation(field, description)), .fields
       NotFound
+      Unauthenticated: no token, or an unknown or revoked one
+      PermissionDenied: the caller's organisation may not do this
       FailedPrecondition: .state (the draft's DraftState, or None)
       RetriesExhausted: .attempts; transient failures until the retry policy ran out
     DeliveryFailed: .failures ({event id: error}) for events Kafka did not take
@@ -66,10 +74,11 @@ Draft, DraftState, ImpactLevel, RegulationType: the generated types, re-exported
 
 from policy.common.v1.common_pb2 import ImpactLevel, RegulationType
 from policy.drafting.v1.drafting_service_pb2 import Draft, DraftState
+from policy_sdk.channels import tls_credentials
 from policy_sdk.drafting import DraftingClient, DraftPage
 from policy_sdk.errors import (DeliveryFailed, FailedPrecondition, FieldViolation,
-                               InvalidArgument, NotFound, PolicySdkError, RetriesExhausted,
-                               ServiceError)
+                               InvalidArgument, NotFound, PermissionDenied, PolicySdkError,
+                               RetriesExhausted, ServiceError, Unauthenticated)
 from policy_sdk.producer import (DEAD_LETTER_TOPIC, DRAFTING_TOPIC, INTAKE_TOPIC,
                                  DraftingEventProducer)
 from policy_sdk.retry import TRANSIENT_CODES, RetryPolicy
@@ -78,6 +87,6 @@ __all__ = [
     "DEAD_LETTER_TOPIC", "DRAFTING_TOPIC", "INTAKE_TOPIC", "TRANSIENT_CODES",
     "DeliveryFailed", "Draft", "DraftPage", "DraftState", "DraftingClient",
     "DraftingEventProducer", "FailedPrecondition", "FieldViolation", "ImpactLevel",
-    "InvalidArgument", "NotFound", "PolicySdkError", "RegulationType", "RetriesExhausted",
-    "RetryPolicy", "ServiceError",
+    "InvalidArgument", "NotFound", "PermissionDenied", "PolicySdkError", "RegulationType",
+    "RetriesExhausted", "RetryPolicy", "ServiceError", "Unauthenticated", "tls_credentials",
 ]

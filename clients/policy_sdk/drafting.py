@@ -17,6 +17,7 @@ from policy.drafting.v1 import drafting_service_pb2 as api
 from policy.drafting.v1 import drafting_service_pb2_grpc as api_grpc
 from policy_sdk import errors
 from policy_sdk._messages import build
+from policy_sdk.channels import open_channel, with_token
 from policy_sdk.retry import RetryPolicy
 
 log = logging.getLogger("policy_sdk")
@@ -32,8 +33,10 @@ class DraftPage(NamedTuple):
 class DraftingClient:
     """A client of policy.drafting.v1.DraftingService.
 
-    `target` is "host:port" (an insecure channel the client opens and closes) or a grpc.Channel
-    the caller opened and closes itself. Each call is retried on transient errors as `retry`
+    `target` is "host:port" (a channel the client opens and closes: plaintext, or TLS with
+    `credentials`, see policy_sdk.tls_credentials) or a grpc.Channel the caller opened and
+    closes itself. `token` is sent as `authorization: Bearer <token>` with every call and
+    every retry. Each call is retried on transient errors as `retry`
     says; a mutating call sends one idempotency key, generated (uuid4) unless given, with every
     attempt, so a retry after a lost answer returns the first result and changes nothing.
     Failures raise policy_sdk.errors: InvalidArgument (with each field), NotFound,
@@ -41,20 +44,22 @@ class DraftingClient:
 
     Thread-safe; use it as a context manager or call close()."""
 
-    def __init__(self, target: str | grpc.Channel, *, retry: RetryPolicy = RetryPolicy()):
+    def __init__(self, target: str | grpc.Channel, *, retry: RetryPolicy = RetryPolicy(),
+                 token: str | None = None,
+                 credentials: grpc.ChannelCredentials | None = None):
         self.retry = retry
         if isinstance(target, str):
             self.target: str | None = target
             # The channel's own reconnect backoff (1 s growing to 120 s by default) would leave
             # retries failing fast long after the service is back; keep it within the policy's.
-            self._channel = grpc.insecure_channel(target, options=[
+            self._channel = open_channel(target, token=token, credentials=credentials, options=[
                 ("grpc.primary_user_agent", USER_AGENT),
                 ("grpc.initial_reconnect_backoff_ms", int(retry.initial_backoff * 1000)),
                 ("grpc.max_reconnect_backoff_ms", int(retry.max_backoff * 1000))])
             self._owns_channel = True
         else:
             self.target = None
-            self._channel = target
+            self._channel = with_token(target, token)
             self._owns_channel = False
         self._stub = api_grpc.DraftingServiceStub(self._channel)
 

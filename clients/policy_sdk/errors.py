@@ -54,6 +54,15 @@ class NotFound(ServiceError):
     """NOT_FOUND: no draft with that regulation id."""
 
 
+class Unauthenticated(ServiceError):
+    """UNAUTHENTICATED: no token, or one the service does not know (revoked, mistyped)."""
+
+
+class PermissionDenied(ServiceError):
+    """PERMISSION_DENIED: the caller's organisation may not do this, e.g. change another
+    agency's draft or register a draft for another lead agency."""
+
+
 class FailedPrecondition(ServiceError):
     """FAILED_PRECONDITION: the draft's state does not allow the call. `state` is that state
     (a DraftState value, e.g. DRAFT_STATE_ADOPTED), None if the message does not name one."""
@@ -95,6 +104,10 @@ def from_rpc_error(error: grpc.RpcError, method: str,
         return InvalidArgument(message, violations=violations, **status)
     if code == grpc.StatusCode.NOT_FOUND:
         return NotFound(message, **status)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return Unauthenticated(message, **status)
+    if code == grpc.StatusCode.PERMISSION_DENIED:
+        return PermissionDenied(message, **status)
     if code == grpc.StatusCode.FAILED_PRECONDITION:
         named = _STATE.search(details)
         name = named.group() if named else ""

@@ -51,17 +51,20 @@ def _parse_targets(ctx, param, values: tuple[str, ...]) -> dict[str, str]:
               help="Kafka, for the events and dead-letters commands.")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=10.0, show_default=True,
               help="Seconds a call to a service may take.")
+@click.option("--token", envvar="POLICYCTL_TOKEN", show_envvar=True,
+              help="Your organisation's bearer token, for services with AUTH_MODE=tokens; "
+                   "prefer the variable, which other users cannot see in the process list.")
 @click.version_option(package_name="policy-lifecycle-platform")
 @click.pass_context
 def cli(ctx: click.Context, json_mode: bool, targets: dict[str, str],
-        bootstrap_servers: str | None, timeout: float) -> None:
+        bootstrap_servers: str | None, timeout: float, token: str | None) -> None:
     """Work with the regulation lifecycle platform: drafts, communication tasks, comments,
     scorecards, timelines, events and dead letters.
 
     Exit codes: 0 done, 1 failed, 2 bad command line, 3 input refused (the fields are
     named), 4 not found, 5 not allowed in the current state, 6 service unreachable or busy,
     7 not authenticated or not permitted, 8 bulk import with rejected rows."""
-    session = Session(Settings.from_environment(targets, bootstrap_servers, timeout),
+    session = Session(Settings.from_environment(targets, bootstrap_servers, timeout, token),
                       Output(json_mode))
     ctx.obj = session
     ctx.call_on_close(session.close)

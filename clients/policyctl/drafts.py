@@ -42,7 +42,8 @@ class VietnamDateTime(click.ParamType):
 def _with_client(session: Session, call: Callable[[DraftingClient], object]):
     retry = RetryPolicy(attempt_timeout=session.settings.timeout,
                         overall_timeout=session.settings.timeout)
-    with DraftingClient(session.target("drafting"), retry=retry) as client:
+    with DraftingClient(session.target("drafting"), retry=retry, token=session.settings.token,
+                        credentials=session.credentials) as client:
         return call(client)
 
 

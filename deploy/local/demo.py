@@ -10,16 +10,24 @@ through its whole lifecycle.
 4. The regulation is promulgated with an effective date seconds away; the durable timer fires
    and the regulation takes effect; a task is completed with evidence.
 5. Its timeline (publication service) and the agencies' ranked scorecards (evaluation service)
-   are printed."""
+   are printed.
+
+Each step acts as the organisation that takes it in real life — the ministry's drafting
+system, the Government's e-portal, the Official Gazette, the spokesperson, operators — with
+its development token of deploy/local/dev-tokens.yaml (the services of `make up` run with
+AUTH_MODE=tokens; docs/security.md)."""
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import uuid
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import grpc
+import yaml
 from kafka import KafkaConsumer, TopicPartition
 
 from deploy.local.supervisor import infrastructure_env, ports
@@ -39,11 +47,18 @@ from policy.drafting.v1 import drafting_service_pb2_grpc as drafting_grpc
 from policykit.envelope import Event, from_record
 from policykit.reference import default as reference_data
 from services.communication.organisations import display_name
+from policy_sdk.channels import open_channel
 from policyctl.settings import Settings
 from policyctl.timeline import fetch_timeline
 from services.publication.timeline import format_timeline
 
 TOPIC = "policy.drafting.v1"
+DEV_TOKENS = Path(__file__).with_name("dev-tokens.yaml")
+# Who takes each step: the drafting ministry (successor of btnmt, the id the draft is
+# registered under), the portal forwarding comments, the Official Gazette, the ministry's
+# spokesperson, and operators for the overviews.
+MINISTRY, PORTAL, GAZETTE, SPOKESPERSON, OPERATOR = (
+    "bnnmt", "vpcp.portal", "vpcp", "bnnmt.spokesperson", "ops")
 
 
 def table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
@@ -57,6 +72,16 @@ def service_target(name: str) -> str:
     """The local platform's address of the service, unless POLICYCTL_<NAME>_TARGET names
     another (as for policyctl; the tests run the demo against their own services)."""
     return Settings.from_environment({}, None, timeout=10).targets[name]
+
+
+@functools.cache
+def dev_tokens() -> dict[str, str]:
+    return yaml.safe_load(DEV_TOKENS.read_text("utf-8"))
+
+
+def channel(service: str, org: str) -> grpc.Channel:
+    """A channel to the service on which every call is made as the organisation."""
+    return open_channel(service_target(service), token=dev_tokens()[org])
 
 
 def subscribe(bootstrap: str) -> KafkaConsumer:
@@ -83,8 +108,8 @@ def register_draft() -> drafting_api.Draft:
         affected_province_codes=["02", "04", "22", "01"])
     request.planned_consultation_start.FromDatetime(now + timedelta(days=21))
     request.planned_adoption.FromDatetime(now + timedelta(days=120))
-    with grpc.insecure_channel(service_target("drafting")) as channel:
-        return drafting_grpc.DraftingServiceStub(channel).RegisterDraft(request, timeout=10).draft
+    with channel("drafting", MINISTRY) as drafting:
+        return drafting_grpc.DraftingServiceStub(drafting).RegisterDraft(request, timeout=10).draft
 
 
 def await_event(consumer: KafkaConsumer, regulation_id: str, deadline: float) -> Event:
@@ -98,8 +123,8 @@ def await_event(consumer: KafkaConsumer, regulation_id: str, deadline: float) ->
 
 def await_tasks(regulation_id: str, deadline: float) -> list[task_pb2.Task]:
     """Lists the regulation's tasks once the engine has stopped adding to them."""
-    with grpc.insecure_channel(service_target("communication")) as channel:
-        stub = tasks_grpc.TaskServiceStub(channel)
+    with channel("communication", OPERATOR) as communication:
+        stub = tasks_grpc.TaskServiceStub(communication)
         seen: list[task_pb2.Task] = []
         while time.monotonic() < deadline:
             found = list(stub.ListTasks(tasks_api.ListTasksRequest(
@@ -144,54 +169,57 @@ CAMPAIGN = ("Tôi đề nghị giữ nguyên mức hỗ trợ tái định cư n
 
 def consult(regulation_id: str) -> None:
     """Submits the draft for consultation, sends comments and answers them, adopts the draft."""
-    with grpc.insecure_channel(service_target("drafting")) as channel:
-        drafting = drafting_grpc.DraftingServiceStub(channel)
+    with channel("drafting", MINISTRY) as drafting_channel, \
+            channel("consultation", PORTAL) as portal_channel, \
+            channel("consultation", MINISTRY) as ministry_channel:
+        drafting = drafting_grpc.DraftingServiceStub(drafting_channel)
         drafting.SubmitForConsultation(drafting_api.SubmitForConsultationRequest(
             idempotency_key=f"demo-submit-{regulation_id}", regulation_id=regulation_id),
             timeout=10)
-        with grpc.insecure_channel(service_target("consultation")) as channel_c:
-            stub = consultation_grpc.ConsultationServiceStub(channel_c)
-            opened = until(lambda: stub.GetConsultation(consultation_api.GetConsultationRequest(
-                regulation_id=regulation_id), timeout=10).consultation, "the consultation to open")
-            first_ids = []
-            for n, (stakeholder, province, article, text) in enumerate(COMMENTS):
-                reply = stub.SubmitComment(consultation_api.SubmitCommentRequest(
-                    comment=consultation_api.Comment(
-                        idempotency_key=f"demo-{regulation_id}-{n}", regulation_id=regulation_id,
-                        stakeholder_type=stakeholder, province_code=province, text=text,
-                        article_ref=article,
-                        contact=consultation_api.ContactDetails(email=f"nguoi-dan-{n}@example.vn"))),
-                    timeout=10)
-                first_ids.append(reply.comment_id)
-            # A portal forwards a batch: a campaign of near-identical comments.
-            batch = consultation_api.SubmitCommentsRequest(comments=[
-                consultation_api.Comment(
-                    idempotency_key=f"demo-{regulation_id}-campaign-{n}",
-                    regulation_id=regulation_id,
-                    stakeholder_type=common_pb2.STAKEHOLDER_TYPE_CITIZEN,
-                    province_code=["02", "04", "22"][n % 3], article_ref="Điều 45",
-                    text=CAMPAIGN + ("." if n % 2 else "!"))
-                for n in range(40)])
-            bulk = stub.SubmitComments(iter([batch]), timeout=30)
-            campaigns = until(lambda: stub.ListCampaigns(consultation_api.ListCampaignsRequest(
-                regulation_id=regulation_id), timeout=10).campaigns, "the campaign to be grouped")
-            stub.AnswerComments(consultation_api.AnswerCommentsRequest(
-                idempotency_key=f"demo-answer-{regulation_id}-1", regulation_id=regulation_id,
-                comment_ids=[first_ids[0]], outcome=consultation_events.ANSWER_OUTCOME_ACCEPTED,
-                explanation="Tiếp thu: bổ sung thời hạn chi trả 30 ngày vào khoản 3 Điều 12."),
+        # The portal forwards the comments; the ministry reads and answers them.
+        portal = consultation_grpc.ConsultationServiceStub(portal_channel)
+        ministry = consultation_grpc.ConsultationServiceStub(ministry_channel)
+        opened = until(lambda: portal.GetConsultation(consultation_api.GetConsultationRequest(
+            regulation_id=regulation_id), timeout=10).consultation, "the consultation to open")
+        first_ids = []
+        for n, (stakeholder, province, article, text) in enumerate(COMMENTS):
+            reply = portal.SubmitComment(consultation_api.SubmitCommentRequest(
+                comment=consultation_api.Comment(
+                    idempotency_key=f"demo-{regulation_id}-{n}", regulation_id=regulation_id,
+                    stakeholder_type=stakeholder, province_code=province, text=text,
+                    article_ref=article,
+                    contact=consultation_api.ContactDetails(email=f"nguoi-dan-{n}@example.vn"))),
                 timeout=10)
-            stub.AnswerComments(consultation_api.AnswerCommentsRequest(
-                idempotency_key=f"demo-answer-{regulation_id}-2", regulation_id=regulation_id,
-                campaign_id=campaigns[0].campaign_id,
-                outcome=consultation_events.ANSWER_OUTCOME_PARTLY_ACCEPTED,
-                explanation="Tiếp thu một phần: giữ mức hỗ trợ tối thiểu, bổ sung hỗ trợ đào tạo nghề."),
-                timeout=10)
-            drafting.AdoptDraft(drafting_api.AdoptDraftRequest(
-                idempotency_key=f"demo-adopt-{regulation_id}", regulation_id=regulation_id),
-                timeout=10)
-            report = until(lambda: stub.GetConsultationReport(
-                consultation_api.GetConsultationReportRequest(regulation_id=regulation_id),
-                timeout=10), "the consultation report")
+            first_ids.append(reply.comment_id)
+        # A portal forwards a batch: a campaign of near-identical comments.
+        batch = consultation_api.SubmitCommentsRequest(comments=[
+            consultation_api.Comment(
+                idempotency_key=f"demo-{regulation_id}-campaign-{n}",
+                regulation_id=regulation_id,
+                stakeholder_type=common_pb2.STAKEHOLDER_TYPE_CITIZEN,
+                province_code=["02", "04", "22"][n % 3], article_ref="Điều 45",
+                text=CAMPAIGN + ("." if n % 2 else "!"))
+            for n in range(40)])
+        bulk = portal.SubmitComments(iter([batch]), timeout=30)
+        campaigns = until(lambda: ministry.ListCampaigns(consultation_api.ListCampaignsRequest(
+            regulation_id=regulation_id), timeout=10).campaigns, "the campaign to be grouped")
+        ministry.AnswerComments(consultation_api.AnswerCommentsRequest(
+            idempotency_key=f"demo-answer-{regulation_id}-1", regulation_id=regulation_id,
+            comment_ids=[first_ids[0]], outcome=consultation_events.ANSWER_OUTCOME_ACCEPTED,
+            explanation="Tiếp thu: bổ sung thời hạn chi trả 30 ngày vào khoản 3 Điều 12."),
+            timeout=10)
+        ministry.AnswerComments(consultation_api.AnswerCommentsRequest(
+            idempotency_key=f"demo-answer-{regulation_id}-2", regulation_id=regulation_id,
+            campaign_id=campaigns[0].campaign_id,
+            outcome=consultation_events.ANSWER_OUTCOME_PARTLY_ACCEPTED,
+            explanation="Tiếp thu một phần: giữ mức hỗ trợ tối thiểu, bổ sung hỗ trợ đào tạo nghề."),
+            timeout=10)
+        drafting.AdoptDraft(drafting_api.AdoptDraftRequest(
+            idempotency_key=f"demo-adopt-{regulation_id}", regulation_id=regulation_id),
+            timeout=10)
+        report = until(lambda: portal.GetConsultationReport(
+            consultation_api.GetConsultationReportRequest(regulation_id=regulation_id),
+            timeout=10), "the consultation report")
     summary = report.summary
     print(table("4. Public consultation (consultation service)", ("", ""), [
         ("window", f"{opened.opens_at.ToDatetime():%Y-%m-%d %H:%M} → closed on adoption"),
@@ -210,8 +238,8 @@ def publish(regulation_id: str) -> None:
     """Promulgates the adopted regulation with an effective date seconds away, waits for it
     to take effect and completes its spokesperson task with evidence."""
     now = datetime.now(timezone.utc)
-    with grpc.insecure_channel(service_target("publication")) as channel:
-        stub = publication_grpc.PublicationServiceStub(channel)
+    with channel("publication", GAZETTE) as gazette:
+        stub = publication_grpc.PublicationServiceStub(gazette)
         until(lambda: stub.GetTimeline(publication_api.GetTimelineRequest(
             regulation_id=regulation_id), timeout=10).regulation.status
             == publication_api.REGULATION_STATUS_ADOPTED, "the adoption to reach publication")
@@ -228,8 +256,9 @@ def publish(regulation_id: str) -> None:
         until(lambda: stub.GetTimeline(publication_api.GetTimelineRequest(
             regulation_id=regulation_id), timeout=10).regulation.status
             == publication_api.REGULATION_STATUS_EFFECTIVE, "the regulation to take effect")
-    with grpc.insecure_channel(service_target("communication")) as channel:
-        tasks = tasks_grpc.TaskServiceStub(channel)
+    # The spokesperson finds the release task among its own and completes it.
+    with channel("communication", SPOKESPERSON) as spokesperson:
+        tasks = tasks_grpc.TaskServiceStub(spokesperson)
         release = until(lambda: next((t for t in tasks.ListTasks(tasks_api.ListTasksRequest(
             regulation_id=regulation_id, page=common_pb2.PageRequest(page_size=500)),
             timeout=10).tasks if t.kind == "spokesperson-release"), None),
@@ -241,8 +270,8 @@ def publish(regulation_id: str) -> None:
 
 
 def show_timeline(regulation_id: str) -> None:
-    with grpc.insecure_channel(service_target("publication")) as channel:
-        stub = publication_grpc.PublicationServiceStub(channel)
+    with channel("publication", OPERATOR) as publication:
+        stub = publication_grpc.PublicationServiceStub(publication)
         until(lambda: any(t.task.kind == "spokesperson-release"
                           and t.task.status == task_pb2.TASK_STATUS_COMPLETED
                           for t in fetch_timeline(stub, regulation_id).tasks),
@@ -253,8 +282,8 @@ def show_timeline(regulation_id: str) -> None:
 
 def show_scorecards() -> None:
     period = datetime.now(timezone.utc).astimezone().strftime("%Y-%m")
-    with grpc.insecure_channel(service_target("evaluation")) as channel:
-        stub = evaluation_grpc.EvaluationServiceStub(channel)
+    with channel("evaluation", OPERATOR) as evaluation:
+        stub = evaluation_grpc.EvaluationServiceStub(evaluation)
         rankings = until(lambda: stub.ListRankings(evaluation_api.ListRankingsRequest(
             kind=evaluation_api.SCORECARD_KIND_AGENCY, period=period), timeout=10).scorecards,
             "the agencies' scorecards")

@@ -1,28 +1,33 @@
 """The start-up and shutdown every service shares.
 
-Configuration is validated first; then logs, metrics, topics, migrations, the database pool,
-the Kafka producer and the outbox relay come up, the service adds its gRPC servicers and
-background work, and the gRPC server reports SERVING. SIGTERM or SIGINT drains in reverse:
+Configuration is validated first; then logs and metrics come up, SASL credentials are tried
+with one login to a broker, and topics, migrations, the database pool, the Kafka producer and
+the outbox relay follow; the service adds its gRPC servicers and background work, and the
+gRPC server reports SERVING. SIGTERM or SIGINT drains in reverse:
 NOT_SERVING, in-flight calls finish, background work stops, the outbox is flushed."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Mapping
 
 import asyncpg
 import grpc
+from aiokafka.conn import create_conn
+from aiokafka.errors import KafkaError, SaslAuthenticationFailed
 from kafka import KafkaProducer
 
-from policykit import db, jsonlog, metrics
+from policykit import auth, db, jsonlog, metrics
 from policykit.config import ConfigError, ServiceSettings
 from policykit.grpc_server import GrpcServer
 from policykit.kafka_io import create_producer
+from policykit.kafka_security import KafkaSecurity
 from policykit.outbox import OutboxRelay
 from policykit.topics import ensure_topics
 
@@ -47,6 +52,8 @@ class ServiceParts:
     registrations: list[Callable[[grpc.aio.Server], None]]
     # Full names of the gRPC services, for health and reflection.
     service_names: list[str]
+    # Who may call each method (auth.rules_for): the service's access table.
+    rules: Mapping[str, auth.Rule]
     # Long-running coroutines that return once ctx.stop is set.
     background: list[Awaitable[None]] = field(default_factory=list)
 
@@ -55,27 +62,35 @@ Setup = Callable[[ServiceContext], Awaitable[ServiceParts]]
 
 
 async def serve(name: str, migrations: Path, setup: Setup,
-                settings: ServiceSettings | None = None) -> None:
+                settings: ServiceSettings | None = None,
+                auth_settings: auth.AuthSettings | None = None) -> None:
     """Runs the service until SIGTERM/SIGINT; raises if a background worker fails."""
     settings = settings or ServiceSettings.from_env(name)
+    auth_settings = auth_settings or auth.AuthSettings.from_env()
     jsonlog.configure(name, settings.log_level)
     metrics_port = metrics.serve(settings.metrics_port)
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, ensure_topics, settings.kafka_bootstrap_servers)
+    await check_login(settings.kafka_bootstrap_servers, settings.kafka_security)
+    await loop.run_in_executor(None, functools.partial(
+        ensure_topics, settings.kafka_bootstrap_servers, security=settings.kafka_security))
     await db.migrate(settings.database_url, name, [migrations])
     pool = await db.create_pool(settings.database_url, name)
-    producer = create_producer(settings.kafka_bootstrap_servers, client_id=name)
+    producer = create_producer(settings.kafka_bootstrap_servers, settings.kafka_security,
+                               client_id=name)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     try:
         parts = await setup(ServiceContext(settings, pool, producer, stop))
-        relay = OutboxRelay(pool, producer, name,
-                            poll_interval_s=settings.outbox_poll_interval_ms / 1000)
+        relay = OutboxRelay(pool, functools.partial(
+            create_producer, settings.kafka_bootstrap_servers, settings.kafka_security,
+            client_id=f"{name}-outbox"), name,
+            poll_interval_s=settings.outbox_poll_interval_ms / 1000)
         # The relay stops last, after in-flight calls have written their outbox rows.
         relay_stop = asyncio.Event()
         workers = [asyncio.ensure_future(w) for w in (relay.run(relay_stop), *parts.background)]
-        server = GrpcServer(settings.grpc_port, parts.registrations, parts.service_names)
+        server = GrpcServer(settings.grpc_port, parts.registrations, parts.service_names,
+                            auth_settings=auth_settings, rules=parts.rules)
         grpc_port = await server.start()
         log.info("serving gRPC on %d, metrics on %d", grpc_port, metrics_port)
         stopped = asyncio.ensure_future(stop.wait())
@@ -86,6 +101,7 @@ async def serve(name: str, migrations: Path, setup: Setup,
         await server.stop(settings.shutdown_grace_seconds)
         relay_stop.set()
         await asyncio.gather(*workers, return_exceptions=True)
+        await loop.run_in_executor(None, relay.close)
         if failed is not None:
             raise RuntimeError("a background worker failed") from failed.exception()
     finally:
@@ -94,11 +110,36 @@ async def serve(name: str, migrations: Path, setup: Setup,
     log.info("stopped")
 
 
+async def check_login(bootstrap_servers: str, security: KafkaSecurity) -> None:
+    """Raises ConfigError when a broker refuses the SASL credentials. The clients retry a
+    refused login like an unreachable broker, until their bootstrap timeout, and kafka-python
+    mostly sees no more than the broker closing the socket; aiokafka's connection, asked once
+    here, reports the broker's answer. A broker it cannot reach, or an address without a port,
+    is left to the clients."""
+    if security.sasl_mechanism is None:
+        return
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            conn = await create_conn(host, int(port), client_id="policykit-login",
+                                     request_timeout_ms=10_000, **security.client_settings())
+        except SaslAuthenticationFailed as error:
+            raise ConfigError(f"KAFKA_SASL_USERNAME/KAFKA_SASL_PASSWORD: Kafka at {server} "
+                              f"refused {security.username} ({security.sasl_mechanism}): "
+                              f"{error}") from None
+        except (OSError, ValueError, asyncio.TimeoutError, KafkaError):
+            continue
+        conn.close()
+        return
+
+
 def main(name: str, migrations: Path, setup: Setup) -> None:
     """Console entry point: exits 2 with the reason on bad configuration (an environment
-    variable, or a configuration file a service's setup loads), 0 after a graceful stop."""
+    variable, a configuration file a service's setup loads, or Kafka credentials the broker
+    refuses), 0 after a graceful stop."""
     try:
-        asyncio.run(serve(name, migrations, setup, ServiceSettings.from_env(name)))
+        asyncio.run(serve(name, migrations, setup, ServiceSettings.from_env(name),
+                          auth.AuthSettings.from_env()))
     except ConfigError as error:
         print(f"{name}: configuration error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -5,7 +5,7 @@ playbook) and OVERDUE_SWEEP_INTERVAL_S (default 60)."""
 
 from pathlib import Path
 
-from policy.communication.v1 import task_service_pb2, task_service_pb2_grpc
+from policy.communication.v1 import task_service_pb2_grpc
 from policykit import runtime
 from policykit.config import env_int, env_str
 from policykit.faust_io import add_event_agent, create_app, run_app
@@ -13,6 +13,7 @@ from policykit.reference import default as reference_data
 from policykit.topics import load as load_topics
 
 from services.communication import overdue, playbook, storage
+from services.communication import access
 from services.communication.handlers import CONSUMER, TaskEngine
 from services.communication.servicer import TaskServicer
 
@@ -25,14 +26,16 @@ async def setup(ctx: runtime.ServiceContext) -> runtime.ServiceParts:
     sweep_interval = env_int("OVERDUE_SWEEP_INTERVAL_S", 60, minimum=1)
     topics = load_topics()
     engine = TaskEngine(ctx.pool, rules, reference)
-    app = create_app(CONSUMER, ctx.settings.kafka_bootstrap_servers)
+    app = create_app(CONSUMER, ctx.settings.kafka_bootstrap_servers,
+                     ctx.settings.kafka_security)
     add_event_agent(app, topics.consumes[CONSUMER], topics.dead_letter_topic(CONSUMER),
                     engine.handle)
     servicer = TaskServicer(ctx.pool, storage.utc_now)
     return runtime.ServiceParts(
         registrations=[lambda server: task_service_pb2_grpc.add_TaskServiceServicer_to_server(
             servicer, server)],
-        service_names=[task_service_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name],
+        service_names=[access.SERVICE],
+        rules=access.RULES,
         background=[run_app(app, ctx.stop),
                     overdue.run(ctx.pool, reference, ctx.stop, sweep_interval, storage.utc_now)])
 

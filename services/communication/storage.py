@@ -104,5 +104,13 @@ async def insert_tasks(conn: asyncpg.Connection, planned: list[PlannedTask], eve
     return [task_from_row(row) for row in rows]
 
 
+async def task_parties(conn: asyncpg.Connection, task_id: str) -> asyncpg.Record | None:
+    """Who a task concerns: its owner_org_id, escalated_to_org_id (None until escalated) and
+    its regulation's lead_agency_id; None for an unknown task."""
+    return await conn.fetchrow(
+        "SELECT t.owner_org_id, t.escalated_to_org_id, r.lead_agency_id FROM tasks t"
+        " JOIN regulations r USING (regulation_id) WHERE t.task_id = $1::uuid", task_id)
+
+
 def utc_now() -> datetime:
     return datetime.now(timezone.utc)

@@ -7,23 +7,23 @@ import asyncio
 from datetime import datetime, timezone
 from pathlib import Path
 
-from policy.consultation.v1 import consultation_service_pb2, consultation_service_pb2_grpc
+from policy.consultation.v1 import consultation_service_pb2_grpc
 from policykit import runtime
 from policykit.faust_io import add_event_agent, create_app, run_app
 from policykit.reference import default as reference_data
 from policykit.topics import load as load_topics
 
-from services.consultation import closing, grouping
+from services.consultation import access, closing, grouping
 from services.consultation.config import ConsultationSettings
 from services.consultation.drafts import CONSUMER, DraftEvents
 from services.consultation.intake import Intake
 from services.consultation.outbox import EventRelay
+from services.consultation.rate_limits import SourceRateLimits
 from services.consultation.servicer import ConsultationServicer
 from services.consultation.validation import CommentChecker
 from services.consultation.web import ReportServer
 
 MIGRATIONS = Path(__file__).with_name("migrations")
-SERVICE = consultation_service_pb2.DESCRIPTOR.services_by_name["ConsultationService"]
 
 
 def utc_now() -> datetime:
@@ -48,6 +48,7 @@ async def setup(ctx: runtime.ServiceContext) -> runtime.ServiceParts:
     reference = reference_data()
     topics = load_topics()
     relay = EventRelay(ctx.pool, ctx.settings.kafka_bootstrap_servers, schema=CONSUMER,
+                       security=ctx.settings.kafka_security,
                        poll_interval_s=ctx.settings.outbox_poll_interval_ms / 1000)
     reports = ReportServer(ctx.pool)
     port = await reports.start(settings.report_port)
@@ -60,9 +61,11 @@ async def setup(ctx: runtime.ServiceContext) -> runtime.ServiceParts:
     intake.start()
     servicer = ConsultationServicer(ctx.pool, intake, CommentChecker(settings.pseudonym_key,
                                                                      reference),
-                                    reference, utc_now, report_url, relay.wake)
+                                    reference, utc_now, report_url, relay.wake,
+                                    SourceRateLimits(settings.source_rate, settings.source_burst))
     publisher = closing.Publisher(ctx.pool, reference, report_url)
-    app = create_app(CONSUMER, ctx.settings.kafka_bootstrap_servers)
+    app = create_app(CONSUMER, ctx.settings.kafka_bootstrap_servers,
+                     ctx.settings.kafka_security)
     add_event_agent(app, topics.consumes[CONSUMER], topics.dead_letter_topic(CONSUMER),
                     DraftEvents(ctx.pool, settings).handle)
 
@@ -72,7 +75,8 @@ async def setup(ctx: runtime.ServiceContext) -> runtime.ServiceParts:
     return runtime.ServiceParts(
         registrations=[lambda server: consultation_service_pb2_grpc
                        .add_ConsultationServiceServicer_to_server(servicer, server)],
-        service_names=[SERVICE.full_name],
+        service_names=[access.SERVICE],
+        rules=access.RULES,
         background=[
             run_app(app, ctx.stop),
             _relay_then_stop_intake(relay, intake, ctx.stop, busy,

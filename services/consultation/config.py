@@ -8,6 +8,10 @@ value raises ConfigError naming the variable (the service then exits with code 2
   (HMAC-SHA256), at least 32 characters.
 - CONSULTATION_MAX_IN_FLIGHT (20000): comments accepted for storage and not yet stored;
   beyond it intake answers RESOURCE_EXHAUSTED.
+- CONSULTATION_SOURCE_RATE (2000) and CONSULTATION_SOURCE_BURST (20000): comments a second
+  each source (an authenticated organisation, else a caller's address) may send, and the burst
+  it may send at once; 0 turns the limits off. Over it, intake answers RESOURCE_EXHAUSTED with
+  the time to wait.
 - CONSULTATION_SWEEP_INTERVAL_MS (1000): how often due windows are closed and waiting texts
   grouped.
 - CONSULTATION_REPORT_PORT (0, a free port): the HTTP port serving the reports at
@@ -75,6 +79,8 @@ class ConsultationSettings:
     default_window: timedelta
     pseudonym_key: bytes
     max_in_flight: int
+    source_rate: int
+    source_burst: int
     sweep_interval_s: float
     report_port: int
     report_base_url: str | None
@@ -96,6 +102,8 @@ class ConsultationSettings:
         return cls(
             windows=windows, default_window=default, pseudonym_key=key.encode("utf-8"),
             max_in_flight=env_int("CONSULTATION_MAX_IN_FLIGHT", 20_000, minimum=1, env=env),
+            source_rate=env_int("CONSULTATION_SOURCE_RATE", 2_000, env=env),
+            source_burst=env_int("CONSULTATION_SOURCE_BURST", 20_000, minimum=1, env=env),
             sweep_interval_s=env_int("CONSULTATION_SWEEP_INTERVAL_MS", 1000, minimum=10,
                                      env=env) / 1000,
             report_port=env_int("CONSULTATION_REPORT_PORT", 0, maximum=65535, env=env),

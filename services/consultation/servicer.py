@@ -2,7 +2,8 @@
 and reads of consultations, comments, campaigns and reports.
 
 Comments go through validation.CommentChecker and intake.Intake; extensions and answers are
-applied once per idempotency key, each with its event, in one transaction."""
+applied once per idempotency key, each with its event, in one transaction. Only the draft's
+lead agency extends, answers and reads the comments (access.py)."""
 
 from __future__ import annotations
 
@@ -20,16 +21,17 @@ from grpc_status import rpc_status
 from policy.consultation.v1 import consultation_service_pb2 as api
 from policy.consultation.v1 import consultation_service_pb2_grpc as api_grpc
 from policy.consultation.v1 import events_pb2 as events
-from policykit import idempotency
+from policykit import auth, idempotency
 from policykit.errors import FailedPrecondition, FieldViolations, NotFound
 from policykit.reference import ReferenceData, UnknownReference
 
 from services.consultation import outbox, storage, summary
 from services.consultation.intake import (
     COMMENTS_REFUSED, Intake, IntakeFull, IntakeUnavailable, Refused, Stored)
+from services.consultation.rate_limits import SourceOverLimit, SourceRateLimits, source_of
 from services.consultation.validation import (
-    MAX_COMMENTS_PER_MESSAGE, CommentChecker, check_answer, check_extension, check_regulation,
-    decode_token, encode_token, page_size, prefixed)
+    MAX_COMMENTS_PER_MESSAGE, CommentChecker, article_filter, check_answer, check_extension,
+    check_regulation, decode_token, encode_token, page_size, prefixed)
 
 # Messages of one stream being stored at once: the stream reads on while they are.
 STREAM_WINDOW = 2
@@ -41,8 +43,10 @@ STREAM_ADMISSION_WAIT_S = 10.0
 class ConsultationServicer(api_grpc.ConsultationServiceServicer):
     def __init__(self, pool: asyncpg.Pool, intake: Intake, checker: CommentChecker,
                  reference: ReferenceData, clock: Callable[[], datetime],
-                 report_url: Callable[[str], str], on_change: Callable[[], None]):
+                 report_url: Callable[[str], str], on_change: Callable[[], None],
+                 rate_limits: SourceRateLimits):
         self.pool = pool
+        self.rate_limits = rate_limits
         self.intake = intake
         self.checker = checker
         self.reference = reference
@@ -58,6 +62,14 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
         if consultation is None:
             raise NotFound(f"no consultation on regulation {regulation_id!r}")
         return consultation
+
+    async def _as_lead_agency(self, conn: asyncpg.Connection, regulation_id: str,
+                              action: str) -> asyncpg.Record:
+        """The consultation, once the caller is known to speak for its draft's lead agency."""
+        row = await self._consultation(conn, regulation_id)
+        auth.require(auth.speaks_for(row["lead_agency_id"]),
+                     f"{action} on the consultation of {row['lead_agency_id']}")
+        return row
 
     async def _view(self, conn: asyncpg.Connection, row: asyncpg.Record) -> api.Consultation:
         return storage.consultation_view(
@@ -77,6 +89,10 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
         idempotency.check_key(request.idempotency_key)
         reason = check_extension(request)
         closes_at = request.closes_at.ToDatetime(tzinfo=timezone.utc)
+        # Before the idempotent change: a response remembered for one agency's key is never
+        # handed to another.
+        async with self.pool.acquire() as conn:
+            await self._as_lead_agency(conn, request.regulation_id, "extend")
 
         async def extend(conn: asyncpg.Connection) -> api.ExtendConsultationResponse:
             row = await self._consultation(conn, request.regulation_id, lock="FOR UPDATE")
@@ -128,8 +144,9 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
                 COMMENTS_REFUSED.labels(field.partition("[")[0]).inc()
             raise prefixed(error, "comment") from None
         try:
+            self.rate_limits.admit(source_of(auth.current_principal(), context.peer()))
             [outcome] = await self._writing(await self.intake.submit([prepared]))
-        except IntakeFull as error:
+        except (SourceOverLimit, IntakeFull) as error:
             await _abort_full(context, error)
         except IntakeUnavailable as error:
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
@@ -150,6 +167,7 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
         pending: collections.deque = collections.deque()
         position = 0
         problem: Exception | None = None
+        source = source_of(auth.current_principal(), context.peer())
         async for request in request_iterator:
             if len(request.comments) > MAX_COMMENTS_PER_MESSAGE:
                 problem = FieldViolations()
@@ -169,9 +187,10 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
             if not batch:
                 continue
             try:
+                self.rate_limits.admit(source, len(batch))
                 pending.append((await self.intake.submit(batch, wait_s=STREAM_ADMISSION_WAIT_S),
                                 keys, positions))
-            except IntakeFull as error:
+            except (SourceOverLimit, IntakeFull) as error:
                 problem = error
                 break
             while len(pending) > STREAM_WINDOW:
@@ -182,7 +201,7 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
                 break
         while pending:  # what was accepted for storage is stored before the call ends
             problem = await _settle(response, *pending.popleft()) or problem
-        if isinstance(problem, IntakeFull):
+        if isinstance(problem, (SourceOverLimit, IntakeFull)):
             await _abort_full(context, problem)
         if isinstance(problem, IntakeUnavailable):
             await context.abort(grpc.StatusCode.UNAVAILABLE, str(problem))
@@ -194,6 +213,8 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
                              context: grpc.aio.ServicerContext) -> api.AnswerCommentsResponse:
         idempotency.check_key(request.idempotency_key)
         answer = check_answer(request)
+        async with self.pool.acquire() as conn:
+            await self._as_lead_agency(conn, answer.regulation_id, "answer comments")
 
         async def record(conn: asyncpg.Connection) -> api.AnswerCommentsResponse:
             # Not FOR UPDATE: answering waits for no comment being stored, only for a report
@@ -249,12 +270,13 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
                 campaign_id = uuid.UUID(request.campaign_id)
             except ValueError:
                 violations.add("campaign_id", "is not a campaign id")
+        article = article_filter(violations, request.article)
         check_regulation(request)
         violations.raise_if_any()
         async with self.pool.acquire() as conn:
-            row = await self._consultation(conn, request.regulation_id)
+            row = await self._as_lead_agency(conn, request.regulation_id, "read the comments")
             comments, last = await storage.list_comments(conn, storage.CommentQuery(
-                consultation_id=row["consultation_id"], article=request.article or None,
+                consultation_id=row["consultation_id"], article=article,
                 campaign_id=campaign_id, unanswered_only=request.unanswered_only,
                 flagged_only=request.flagged_only, after=after and after[0], page_size=size))
         response = api.ListCommentsResponse(comments=comments)
@@ -269,7 +291,7 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
         check_regulation(request)
         violations.raise_if_any()
         async with self.pool.acquire() as conn:
-            row = await self._consultation(conn, request.regulation_id)
+            row = await self._as_lead_agency(conn, request.regulation_id, "read the campaigns")
             campaigns, last = await storage.list_campaigns(conn, row["consultation_id"], after,
                                                            size)
         response = api.ListCampaignsResponse(campaigns=campaigns)
@@ -328,7 +350,8 @@ async def _settle(response: api.SubmitCommentsResponse, stored, keys: list[str],
     return None
 
 
-async def _abort_full(context: grpc.aio.ServicerContext, error: IntakeFull) -> None:
+async def _abort_full(context: grpc.aio.ServicerContext,
+                      error: SourceOverLimit | IntakeFull) -> None:
     """Aborts with RESOURCE_EXHAUSTED and a google.rpc.RetryInfo saying when to retry."""
     delay = duration_pb2.Duration()
     delay.FromMilliseconds(int(error.retry_after_s * 1000))

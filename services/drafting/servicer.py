@@ -3,7 +3,8 @@
 Each mutating call becomes the drafting event that records it (see changes.py), is validated
 field by field, and is applied once per idempotency key: a retry gets the first response.
 Illegal transitions answer FAILED_PRECONDITION naming the draft's state (see lifecycle.py);
-GetDraft and ListDrafts read the drafts as stored."""
+GetDraft and ListDrafts read the drafts as stored. A caller changes only drafts whose lead
+agency it speaks for (access.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from google.protobuf.message import Message
 from policy.drafting.v1 import drafting_service_pb2 as api
 from policy.drafting.v1 import drafting_service_pb2_grpc as api_grpc
 from policy.drafting.v1 import events_pb2 as events
-from policykit import idempotency
+from policykit import auth, idempotency
 from policykit.errors import NotFound
 from policykit.text import normalize_message
 
@@ -35,6 +36,7 @@ class DraftingServicer(api_grpc.DraftingServiceServicer):
         idempotency.check_key(request.idempotency_key)
         normalize_message(changes.copy_fields(request, change))
         check_change(change)
+        await self._check_lead_agency(change)
         method = response_type.DESCRIPTOR.name.removesuffix("Response")
 
         async def record(conn: asyncpg.Connection) -> Message:
@@ -42,6 +44,20 @@ class DraftingServicer(api_grpc.DraftingServiceServicer):
 
         return await idempotency.once(self.pool, request.idempotency_key, method,
                                       response_type, record)
+
+    async def _check_lead_agency(self, change: Message) -> None:
+        """The caller must speak for the lead agency it registers, or of the stored draft (a
+        lead agency never changes). Checked before the idempotent change, so that a response
+        remembered for one agency's key is never handed to another."""
+        if isinstance(change, events.DraftRegistered):
+            lead_agency_id = change.lead_agency_id
+        else:
+            async with self.pool.acquire() as conn:
+                draft = await storage.get_draft(conn, change.regulation_id)
+            if draft is None:
+                return  # nothing to change: the change itself answers NOT_FOUND
+            lead_agency_id = draft.lead_agency_id
+        auth.require(auth.speaks_for(lead_agency_id), f"change drafts of {lead_agency_id}")
 
     async def RegisterDraft(self, request: api.RegisterDraftRequest,
                             context: grpc.aio.ServicerContext) -> api.RegisterDraftResponse:

@@ -6,13 +6,14 @@ SCORECARD_PUBLISH_INTERVAL_S, DELIVERY_BATCH_MAX_RECORDS and SURGE_*."""
 
 from pathlib import Path
 
-from policy.evaluation.v1 import evaluation_service_pb2, evaluation_service_pb2_grpc
+from policy.evaluation.v1 import evaluation_service_pb2_grpc
 from policykit import runtime
 from policykit.faust_io import add_event_agent, create_app, run_app
 from policykit.reference import default as reference_data
 from policykit.topics import load as load_topics
 
 from services.evaluation import population, publisher
+from services.evaluation import access
 from services.evaluation.dashboard.app import Dashboard
 from services.evaluation.delivery import TOPIC as DELIVERY_TOPIC
 from services.evaluation.delivery import DeliveryAggregator
@@ -36,11 +37,12 @@ async def setup(ctx: runtime.ServiceContext) -> runtime.ServiceParts:
     dead_letters = topics.dead_letter_topic(CONSUMER)
 
     evaluation = Evaluation(ctx.pool, units, settings.surge)
-    app = create_app(CONSUMER, ctx.settings.kafka_bootstrap_servers)
+    app = create_app(CONSUMER, ctx.settings.kafka_bootstrap_servers,
+                     ctx.settings.kafka_security)
     add_event_agent(app, [t for t in topics.consumes[CONSUMER] if t != DELIVERY_TOPIC],
                     dead_letters, evaluation.handle)
     aggregator = DeliveryAggregator(ctx.pool, ctx.settings.kafka_bootstrap_servers, units,
-                                    dead_letters, ctx.producer,
+                                    dead_letters, ctx.producer, ctx.settings.kafka_security,
                                     max_records=settings.delivery_batch_max_records)
     scorecards = Scorecards(ctx.pool, units, ScoreRule(settings.comments_per_100k_target), people)
     regulation_kpis = RegulationKpis(ctx.pool, units, people)
@@ -49,8 +51,8 @@ async def setup(ctx: runtime.ServiceContext) -> runtime.ServiceParts:
     return runtime.ServiceParts(
         registrations=[lambda server: evaluation_service_pb2_grpc
                        .add_EvaluationServiceServicer_to_server(servicer, server)],
-        service_names=[evaluation_service_pb2.DESCRIPTOR.services_by_name["EvaluationService"]
-                       .full_name],
+        service_names=[access.SERVICE],
+        rules=access.RULES,
         background=[run_app(app, ctx.stop), aggregator.run(ctx.stop),
                     publisher.run(ctx.pool, scorecards, ctx.stop,
                                   settings.scorecard_publish_interval_s),

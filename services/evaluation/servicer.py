@@ -10,6 +10,7 @@ import grpc
 
 from policy.evaluation.v1 import evaluation_service_pb2 as api
 from policy.evaluation.v1 import evaluation_service_pb2_grpc as api_grpc
+from policykit.envelope import REGULATION_ID
 from policykit.errors import FieldViolations, NotFound
 from policykit.reference import UnknownReference
 
@@ -89,9 +90,10 @@ class EvaluationServicer(api_grpc.EvaluationServiceServicer):
 
     async def GetRegulationKpis(self, request: api.GetRegulationKpisRequest,
                                 context: grpc.aio.ServicerContext) -> api.GetRegulationKpisResponse:
-        if not request.regulation_id:
+        if not REGULATION_ID.match(request.regulation_id):
             violations = FieldViolations()
-            violations.add("regulation_id", "must not be empty")
+            violations.add("regulation_id", "must be a regulation id: 1 to 64 characters a-z, "
+                                            "0-9 and '-'")
             raise violations
         found = await self.regulation_kpis.get(request.regulation_id)
         if found is None:

@@ -3,7 +3,8 @@
 Each mutating call is validated field by field, checked against what the service knows of
 the regulations (FAILED_PRECONDITION naming the state that forbids it, NOT_FOUND for a
 regulation never registered) and applied once per idempotency key: a retry gets the first
-response. GetTimeline reads the timeline a page at a time."""
+response. GetTimeline reads the timeline a page at a time. Who may record what for which
+regulation is checked here, on the regulation's lead agency (access.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from google.protobuf.message import Message
 
 from policy.publication.v1 import publication_service_pb2 as api
 from policy.publication.v1 import publication_service_pb2_grpc as api_grpc
-from policykit import idempotency
+from policykit import auth, idempotency
 from policykit.errors import NotFound
 from policykit.text import normalize_message
 
-from services.publication import changes, timeline, validation
+from services.publication import changes, storage, timeline, validation
 from services.publication.settings import PublicationSettings
 
 Clock = Callable[[], datetime]
@@ -34,15 +35,33 @@ class PublicationServicer(api_grpc.PublicationServiceServicer):
 
     async def _change(self, request: Message, check: Callable[[Message], None],
                       response_type: type[Message],
-                      change: Callable[[asyncpg.Connection], Awaitable[Message]]) -> Message:
-        """Normalises the request to NFC, checks it and applies `change` once per
-        idempotency key."""
+                      change: Callable[[asyncpg.Connection], Awaitable[Message]], *,
+                      lead_of: str = "regulation_id", office: str = "") -> Message:
+        """Normalises the request to NFC, checks it, checks that the caller may act on the
+        regulation its field `lead_of` names (see _check_lead_agency) and applies `change`
+        once per idempotency key."""
         idempotency.check_key(request.idempotency_key)
         normalize_message(request)
         check(request)
+        # Before the idempotent change: a response remembered for one caller's key is never
+        # handed to another.
+        await self._check_lead_agency(getattr(request, lead_of), office)
         method = response_type.DESCRIPTOR.name.removesuffix("Response")
         return await idempotency.once(self.pool, request.idempotency_key, method,
                                       response_type, change)
+
+    async def _check_lead_agency(self, regulation_id: str, office: str) -> None:
+        """The caller must be the lead agency of the regulation (its `office`, when given),
+        unless it is the Official Gazette recording a publication (no office)."""
+        if not office and auth.has_role(auth.GAZETTE):
+            return
+        async with self.pool.acquire() as conn:
+            regulation = await storage.get_regulation(conn, regulation_id)
+        if regulation is None:
+            return  # nothing to act on: the change itself answers NOT_FOUND
+        lead = regulation.lead_agency_id
+        auth.require(auth.speaks_for(lead, office),
+                     f"act for {lead} on {regulation_id}" + (f" as its {office}" if office else ""))
 
     async def RecordPromulgation(
             self, request: api.RecordPromulgationRequest,
@@ -64,7 +83,8 @@ class PublicationServicer(api_grpc.PublicationServiceServicer):
             return api.AmendRegulationResponse()
 
         return await self._change(request, validation.check_amendment,
-                                  api.AmendRegulationResponse, amend)
+                                  api.AmendRegulationResponse, amend,
+                                  lead_of="amended_by_regulation_id")
 
     async def RepealRegulation(self, request: api.RepealRegulationRequest,
                                context: grpc.aio.ServicerContext) -> api.RepealRegulationResponse:
@@ -73,7 +93,8 @@ class PublicationServicer(api_grpc.PublicationServiceServicer):
             return api.RepealRegulationResponse()
 
         return await self._change(request, validation.check_repeal,
-                                  api.RepealRegulationResponse, repeal)
+                                  api.RepealRegulationResponse, repeal,
+                                  lead_of="repealed_by_regulation_id")
 
     async def IssueSpokespersonRelease(
             self, request: api.IssueSpokespersonReleaseRequest,
@@ -83,7 +104,8 @@ class PublicationServicer(api_grpc.PublicationServiceServicer):
             return api.IssueSpokespersonReleaseResponse(release_id=release_id)
 
         return await self._change(request, validation.check_release,
-                                  api.IssueSpokespersonReleaseResponse, issue)
+                                  api.IssueSpokespersonReleaseResponse, issue,
+                                  office="spokesperson")
 
     async def GetTimeline(self, request: api.GetTimelineRequest,
                           context: grpc.aio.ServicerContext) -> api.GetTimelineResponse:

@@ -466,7 +466,9 @@ def main() -> None:
         service = start_service("services.consultation", workdir, {
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
             "CONSULTATION_PSEUDONYM_KEY": "bench-" + "k" * 40, "LOG_LEVEL": "WARNING",
-            "OUTBOX_POLL_INTERVAL_MS": "50"})
+            "OUTBOX_POLL_INTERVAL_MS": "50",
+            # The ceiling of the service, not the allowance of one source, is measured.
+            "CONSULTATION_SOURCE_RATE": "0"})
         stack.callback(service.terminate)
         idle_mb = idle_rss_mb(service.process.pid)
         regulation_id = open_consultation(bootstrap, service.grpc_target)

@@ -60,7 +60,10 @@ class LossyProxy:
         with self._lock:
             self._requests[method].append(request)
         try:
-            response = self._upstream.unary_unary(full_method)(request, timeout=30)
+            # The caller's credentials go on (services with AUTH_MODE=tokens).
+            metadata = [(k, v) for k, v in context.invocation_metadata() if k == "authorization"]
+            response = self._upstream.unary_unary(full_method)(request, timeout=30,
+                                                               metadata=metadata)
         except grpc.RpcError as error:
             # The trailing metadata carries the details, e.g. INVALID_ARGUMENT's BadRequest.
             context.set_trailing_metadata(error.trailing_metadata())

@@ -247,7 +247,7 @@ def test_invalid_playbook_stops_start_up_naming_the_rule(engine_env, tmp_path):
     finished = subprocess.run(
         [sys.executable, "-m", "services.communication"], cwd=REPO, capture_output=True, text=True,
         timeout=120, env={**engine_env, "PATH": "/usr/bin:/bin", "PYTHONPATH": PYTHONPATH,
-                          "PLAYBOOK_PATH": str(playbook)})
+                          "AUTH_MODE": "none", "PLAYBOOK_PATH": str(playbook)})
     assert finished.returncode == 2
     assert ("rule 'consultation-opened' field 'tasks[3].channel': 'FAX' is not one of"
             in finished.stderr)

@@ -26,7 +26,7 @@ def test_bad_settings_stop_the_service(platform_topics, database_url, tmp_path, 
     bad_csv.write_text("province_id,population,note\ncao-bang,573119,x\nlai-chau,-5,y\n",
                        "utf-8")
     env = {**os.environ, "PYTHONPATH": PYTHONPATH, "KAFKA_BOOTSTRAP_SERVERS": platform_topics,
-           "DATABASE_URL": database_url,
+           "DATABASE_URL": database_url, "AUTH_MODE": "none",
            **{k: v.format(bad_csv=bad_csv) for k, v in setting.items()}}
     done = subprocess.run([sys.executable, "-m", "services.evaluation"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=120)
