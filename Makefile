@@ -7,10 +7,12 @@ BUF_VERSION := v1.50.0
 BUF := $(CURDIR)/.cache/bin/buf
 GRPCURL_VERSION := v1.9.4
 GRPCURL := $(CURDIR)/.cache/bin/grpcurl
+TOXIPROXY_VERSION := v2.12.0
+TOXIPROXY := $(CURDIR)/.cache/bin/toxiproxy-server
 PROTOS := $(shell find protos -name '*.proto' | sort)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python:$(CURDIR)/libs:$(CURDIR)/clients
 
-.PHONY: demo up down status test lint k8s-validate bench protos cli deps system-packages client-tools clean
+.PHONY: demo up down status test faults faults-long fuzz lint k8s-validate bench protos cli deps system-packages client-tools toxiproxy clean
 
 ## demo: start Kafka, PostgreSQL and the services, then run a regulation through them
 demo: up
@@ -27,8 +29,20 @@ status: deps
 	$(PY) -m deploy.local.supervisor status
 
 ## test: every test, against a real Kafka broker and PostgreSQL server of its own
-test: deps protos cli system-packages client-tools
+test: deps protos cli system-packages client-tools toxiproxy
 	$(PY) -m pytest
+
+## faults: the fault suites alone (services killed, PostgreSQL restarted, brokers killed,
+## network faults); `make test` runs their short variants too. faults-long: minutes of load.
+faults: deps protos cli toxiproxy
+	$(PY) -m pytest -m faults tests/faults
+
+faults-long: deps protos cli toxiproxy
+	FAULTS_DURATION_S=300 FAULTS_ROUNDS=5 $(PY) -m pytest -m faults tests/faults
+
+## fuzz: the property and fuzz tests with many more examples than CI's (HYPOTHESIS_PROFILE=fuzz)
+fuzz: deps protos cli
+	HYPOTHESIS_PROFILE=fuzz $(PY) -m pytest tests/fuzz
 
 system-packages:
 	bash deploy/local/system-packages.sh
@@ -79,6 +93,14 @@ $(BUF):
 
 $(GRPCURL):
 	GOBIN=$(CURDIR)/.cache/bin go install github.com/fullstorydev/grpcurl/cmd/grpcurl@$(GRPCURL_VERSION)
+
+## toxiproxy: the TCP proxy of the network-fault tests, into .cache/bin
+toxiproxy: $(TOXIPROXY)
+
+# The module's command is named `server`; it is kept under a name that says what it is.
+$(TOXIPROXY):
+	GOBIN=$(CURDIR)/.cache/toxiproxy go install github.com/Shopify/toxiproxy/v2/cmd/server@$(TOXIPROXY_VERSION)
+	mkdir -p $(dir $@) && mv $(CURDIR)/.cache/toxiproxy/server $@
 
 ## clean: remove generated code and local data (stop the platform first: make down)
 clean:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
+from urllib.parse import urlsplit
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -42,6 +43,47 @@ def read_topic(bootstrap: str, topics: list[str], until: Callable[[list], bool],
         consumer.close()
 
 
+@contextmanager
+def own_database(database_url: str, prefix: str) -> Iterator[str]:
+    """A fresh database on the session's server, dropped afterwards, for services run against
+    a broker of a test's own: they keep their outbox and consumer state (evaluation its
+    delivery-report offsets) per schema, which must not meet another broker's."""
+    import asyncio
+
+    import asyncpg
+
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+
+    async def execute(statement: str) -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(execute(f'CREATE DATABASE "{name}"'))
+    try:
+        yield urlsplit(database_url)._replace(path=f"/{name}").geturl()
+    finally:
+        asyncio.run(execute(f'DROP DATABASE "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def own_broker(directory: Path) -> Iterator[str]:
+    """A broker of a test's own, with the declared topics, for a test whose assertions cover
+    whole topics: the session's broker holds every other test's records, garbage included."""
+    from deploy.local.kafka_broker import KafkaBroker, ensure_jars
+    from policykit.topics import ensure_topics
+
+    broker = KafkaBroker(directory, free_port(), free_port(), ensure_jars(REPO / ".cache"))
+    broker.start()
+    try:
+        ensure_topics(broker.bootstrap_servers)
+        yield broker.bootstrap_servers
+    finally:
+        broker.stop()
+
+
 def health_status(target: str, service: str = "", timeout: float = 2) -> int:
     with grpc.insecure_channel(target) as channel:
         return health_pb2_grpc.HealthStub(channel).Check(
@@ -62,22 +104,27 @@ class RunningService:
         return self.process.wait(timeout=timeout)
 
 
-def start_service(module: str, log_dir: Path, env: dict[str, str],
-                  timeout: float = 60) -> RunningService:
-    """Starts `python -m module` on free ports and waits until its health check says SERVING."""
-    grpc_port, metrics_port = free_port(), free_port()
+def start_service(module: str, log_dir: Path, env: dict[str, str], timeout: float = 60,
+                  grpc_port: int | None = None) -> RunningService:
+    """Starts `python -m module` on free ports and waits until its health check says SERVING.
+    A restarted service may be given its former `grpc_port`, so that clients find it again.
+    It runs without authentication (AUTH_MODE=none) unless `env` says otherwise: the tests of
+    authentication and authorization are in tests/security. With GRPC_HEALTH_PORT in `env`
+    (AUTH_MODE=mtls) it asks the health service there."""
+    grpc_port, metrics_port = grpc_port or free_port(), free_port()
     log = log_dir / f"{module}.log"
     process = subprocess.Popen(
         [sys.executable, "-m", module], cwd=REPO, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-        env={**os.environ, **env, "PYTHONPATH": PYTHONPATH, "GRPC_PORT": str(grpc_port),
-             "METRICS_PORT": str(metrics_port)})
+        env={**os.environ, "AUTH_MODE": "none", **env, "PYTHONPATH": PYTHONPATH,
+             "GRPC_PORT": str(grpc_port), "METRICS_PORT": str(metrics_port)})
     target = f"127.0.0.1:{grpc_port}"
+    health_target = f"127.0.0.1:{env.get('GRPC_HEALTH_PORT') or grpc_port}"
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
             raise AssertionError(f"{module} exited with {process.returncode}:\n{log.read_text()}")
         try:
-            if health_status(target, timeout=1) == health_pb2.HealthCheckResponse.SERVING:
+            if health_status(health_target, timeout=1) == health_pb2.HealthCheckResponse.SERVING:
                 return RunningService(process, target, metrics_port, log)
         except grpc.RpcError:
             pass
@@ -130,6 +177,18 @@ def idle_rss_mb(pid: int, timeout: float = 20, tolerance: float = 0.01) -> float
 PLATFORM_SERVICES = ("drafting", "communication", "consultation", "publication", "evaluation")
 
 
+def platform_env(bootstrap: str, database_url: str,
+                 extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The services' environment: the local platform's settings (deploy/local/platform.env)
+    against the given broker and database, without authentication unless `extra_env` sets
+    AUTH_MODE (the platform's development tokens file stays named in AUTH_TOKENS_FILE)."""
+    from deploy.local.supervisor import SETTINGS_FILE, read_env_file
+
+    return {**read_env_file(SETTINGS_FILE), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+            "DATABASE_URL": database_url, "OUTBOX_POLL_INTERVAL_MS": "20", "AUTH_MODE": "none",
+            **(extra_env or {})}
+
+
 @contextmanager
 def running_platform(bootstrap: str, database_url: str, log_dir: Path,
                      extra_env: dict[str, str] | None = None) -> Iterator[dict[str, RunningService]]:
@@ -137,10 +196,7 @@ def running_platform(bootstrap: str, database_url: str, log_dir: Path,
     local platform's settings (deploy/local/platform.env); yields them by name and stops them
     with SIGTERM afterwards. Tests that use it should scope it to their module or package so
     that no other copy of a service shares its schema and consumer group meanwhile."""
-    from deploy.local.supervisor import SETTINGS_FILE, read_env_file
-
-    env = {**read_env_file(SETTINGS_FILE), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-           "DATABASE_URL": database_url, "OUTBOX_POLL_INTERVAL_MS": "20", **(extra_env or {})}
+    env = platform_env(bootstrap, database_url, extra_env)
     started: dict[str, RunningService] = {}
     try:
         for name in PLATFORM_SERVICES:

@@ -1,8 +1,10 @@
-"""PostgreSQL access: an asyncpg pool bound to the service's own schema, and versioned SQL
-migrations applied at start."""
+"""PostgreSQL access: an asyncpg pool bound to the service's own schema, that waits for a
+restarting server instead of failing, and versioned SQL migrations applied at start."""
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import hashlib
 import logging
 import re
@@ -18,8 +20,52 @@ _SCHEMA_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+# How long a new connection waits for a server that refuses connections or is starting up
+# (a restart, a failover) before the work that needs it fails. Consumers stop on it rather
+# than spending their handling attempts on the outage.
+CONNECT_WAIT_S = 60.0
+# What a server that is down, shutting down or starting up answers a connection attempt with.
+_NOT_ACCEPTING = (ConnectionError, asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+                  asyncpg.CrashShutdownError, asyncpg.PostgresConnectionError)
+
+
 class MigrationError(RuntimeError):
     """A migration file changed after it was applied, or is misnamed."""
+
+
+def unavailable(error: BaseException | None) -> bool:
+    """Whether the error, or one it arose from, is the database refusing or dropping the
+    connection: transient, unlike an error of the statement itself."""
+    while error is not None:
+        # A connection the server dropped between two statements (before the COMMIT, say) is
+        # closed, which asyncpg tells from a misuse of the connection only in the message, or
+        # still holds the server's last error, which makes it refuse the next statement as an
+        # internal error.
+        dropped = (isinstance(error, asyncpg.InternalClientError)
+                   or (isinstance(error, asyncpg.InterfaceError)
+                       and str(error).endswith("connection is closed")))
+        if dropped or isinstance(error, _NOT_ACCEPTING):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+async def _connect_patiently(*args, wait_s: float, **kwargs) -> asyncpg.Connection:
+    """asyncpg.connect, tried again with growing pauses while the server does not accept
+    connections, for up to `wait_s` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_s
+    pause = 0.1
+    while True:
+        try:
+            return await asyncpg.connect(*args, **kwargs)
+        except _NOT_ACCEPTING as error:
+            if loop.time() + pause > deadline:
+                raise
+            log.warning("database not accepting connections (%s); trying again in %.1f s",
+                        error, pause)
+        await asyncio.sleep(pause)
+        pause = min(2 * pause, 2.0)
 
 
 def _check_schema(schema: str) -> str:
@@ -29,10 +75,13 @@ def _check_schema(schema: str) -> str:
 
 
 async def create_pool(database_url: str, schema: str, *, min_size: int = 1,
-                      max_size: int = 10) -> asyncpg.Pool:
-    """Opens a pool whose connections see the service's schema first and speak UTF-8."""
+                      max_size: int = 10, connect_wait_s: float = CONNECT_WAIT_S) -> asyncpg.Pool:
+    """Opens a pool whose connections see the service's schema first and speak UTF-8. It
+    outlives a database restart: connections the server dropped are replaced when next
+    acquired, and a new connection waits up to `connect_wait_s` for the server to accept it."""
     return await asyncpg.create_pool(
         database_url, min_size=min_size, max_size=max_size,
+        connect=functools.partial(_connect_patiently, wait_s=connect_wait_s),
         server_settings={"search_path": _check_schema(schema), "client_encoding": "UTF8",
                          "application_name": schema})
 
@@ -53,7 +102,8 @@ async def migrate(database_url: str, schema: str, directories: list[Path]) -> li
     each in its own transaction; returns the names applied now. Concurrent starts of the same
     service wait for each other on an advisory lock."""
     _check_schema(schema)
-    conn = await asyncpg.connect(database_url, server_settings={"search_path": schema})
+    conn = await _connect_patiently(database_url, wait_s=CONNECT_WAIT_S,
+                                    server_settings={"search_path": schema})
     try:
         lock_id = int.from_bytes(hashlib.sha256(schema.encode()).digest()[:8], "big", signed=True)
         await conn.execute("SELECT pg_advisory_lock($1)", lock_id)
