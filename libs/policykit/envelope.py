@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from google.protobuf.message import DecodeError, Message
 
-from policykit.text import normalize_message
+from policykit import wellformed
+from policykit.text import has_control_characters, normalize_message
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/protobuf"
 EVENT_PACKAGES = ("drafting", "consultation", "publication", "communication", "evaluation")
 
 Headers = list[tuple[str, bytes]]
+# A regulation's id, its events' key: the UUID the drafting service gives it, or the id a
+# drafting system chose for it on the intake topic.
+REGULATION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# Consumers key their inboxes by ce_id: a long one does not fit a PostgreSQL index entry.
+MAX_ATTRIBUTE = 200
 
 
 class EnvelopeError(ValueError):
@@ -62,16 +69,30 @@ def _load_event_types() -> dict[str, type[Message]]:
 EVENT_TYPES: dict[str, type[Message]] = _load_event_types()
 
 
+def _check_payload(payload: Message) -> None:
+    """Raises EnvelopeError naming each field no consumer could handle (policykit.wellformed:
+    enum values this build does not know among them — dead-lettered, they can be replayed
+    once it does), and for a regulation_id that is missing or not a regulation id (every
+    consumer keys its tables by it)."""
+    problems = wellformed.problems(payload, declared_enums=True)
+    if problems:
+        raise EnvelopeError("; ".join(f"{field}: {problem}" for field, problem in problems))
+    if not payload.regulation_id:
+        raise EnvelopeError(f"{payload.DESCRIPTOR.full_name}.regulation_id is empty")
+    if not REGULATION_ID.match(payload.regulation_id):
+        raise EnvelopeError("regulation_id: must be 1 to 64 characters a-z, 0-9 and '-', "
+                            "starting with a letter or digit")
+
+
 def new_event(payload: Message, source: str, *, event_id: str | None = None,
               time: datetime | None = None) -> Event:
     """Wraps a payload in an envelope; its text is normalised to NFC and its subject is its
-    regulation_id, which must be set."""
+    regulation_id, which must be set. A payload from_record would refuse is refused here."""
     type_name = payload.DESCRIPTOR.full_name
     if type_name not in EVENT_TYPES:
         raise EnvelopeError(f"{type_name} is not a lifecycle event type")
     normalize_message(payload)
-    if not payload.regulation_id:
-        raise EnvelopeError(f"{type_name}.regulation_id is empty")
+    _check_payload(payload)
     return Event(
         id=event_id or str(uuid.uuid4()),
         source=source,
@@ -105,6 +126,10 @@ def from_record(key: bytes | None, value: bytes | None, headers: Headers | None)
                 attrs[name] = (raw or b"").decode("utf-8")
             except UnicodeDecodeError:
                 raise EnvelopeError(f"header {name} is not UTF-8") from None
+            if has_control_characters(attrs[name]):
+                raise EnvelopeError(f"header {name}: {wellformed.CONTROL_PROBLEM}")
+            if len(attrs[name]) > MAX_ATTRIBUTE:
+                raise EnvelopeError(f"header {name}: must be at most {MAX_ATTRIBUTE} characters")
     for required in ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type"):
         if not attrs.get(required):
             raise EnvelopeError(f"missing header {required}")
@@ -121,13 +146,14 @@ def from_record(key: bytes | None, value: bytes | None, headers: Headers | None)
         raise EnvelopeError(f"ce_time {attrs['ce_time']!r} is not an RFC 3339 timestamp") from None
     if time.tzinfo is None:
         raise EnvelopeError(f"ce_time {attrs['ce_time']!r} has no time zone")
+    if not wellformed.is_platform_time(time):
+        raise EnvelopeError(f"ce_time {attrs['ce_time']!r}: {wellformed.TIME_PROBLEM}")
     try:
         payload = payload_class.FromString(value or b"")
     except (DecodeError, RuntimeError) as error:
         raise EnvelopeError(f"payload is not a valid {attrs['ce_type']}: {error}") from None
     normalize_message(payload)
-    if not payload.regulation_id:
-        raise EnvelopeError(f"{attrs['ce_type']}.regulation_id is empty")
+    _check_payload(payload)
     key_text = (key or b"").decode("utf-8", errors="replace")
     if key_text != payload.regulation_id:
         raise EnvelopeError(

@@ -13,6 +13,10 @@ from google.protobuf.message import Message
 _CORRUPTION = re.compile(r"\ufffd|\w\?+\w|(?<=\s)\?+\w")
 # UTF-8 bytes decoded as Latin-1/CP1252 produce pairs like "Ã¡", "Æ°", "á»": mojibake.
 _MOJIBAKE = re.compile(r"[ÃÂÄÅÆá][\u0080-\u00bf\u2018-\u203a\u0192\u02c6\u02dc]")
+# C0 controls but tab, line feed and carriage return, and DEL: no one types them, and NUL
+# cannot be stored in PostgreSQL. C1 controls (U+0080–U+009F) are not among them: they are
+# what UTF-8 read as Latin-1 leaves behind, and looks_corrupted flags that as mojibake.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 
 def nfc(text: str) -> str:
@@ -23,6 +27,10 @@ def nfc(text: str) -> str:
 def looks_corrupted(text: str) -> bool:
     """Tells whether the text shows the marks of a lossy or wrong decoding."""
     return bool(_CORRUPTION.search(text) or _MOJIBAKE.search(text))
+
+
+def has_control_characters(text: str) -> bool:
+    return _CONTROL.search(text) is not None
 
 
 def normalize_message(message: Message) -> Message:

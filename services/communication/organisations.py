@@ -7,6 +7,7 @@ ministry's new tasks go to its successor."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 from policykit.reference import ReferenceData, UnknownReference
@@ -32,6 +33,12 @@ OFFICE_NAMES = {
 ESCALATION = {"commune-officers": "information-department",
               "grassroots-collaborators": "information-department"}
 GOVERNMENT_OFFICE = "vpcp"
+_ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}(\.[a-z0-9][a-z0-9-]{0,63})?$")
+
+
+def is_org_id(text: str) -> bool:
+    """Tells whether the text has the form of an organisation id."""
+    return _ORG_ID.match(text) is not None
 
 
 def owner_id(role: str, unit: str) -> str:

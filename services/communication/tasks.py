@@ -9,15 +9,18 @@ from datetime import datetime
 
 import asyncpg
 
+from policy.common.v1 import common_pb2
 from policy.communication.v1 import events_pb2 as task_events
 from policy.communication.v1 import task_pb2
-from policykit.envelope import new_event
+from policy.communication.v1 import task_service_pb2 as api
+from policykit.envelope import REGULATION_ID, new_event
 from policykit.errors import FailedPrecondition, FieldViolations, NotFound
 from policykit.outbox import enqueue
 from policykit.text import looks_corrupted
 
 from services.communication import storage
 from services.communication.handlers import OPEN_STATUSES, SOURCE, TASK_TOPIC
+from services.communication.organisations import is_org_id
 
 S = task_pb2
 # For each action: the statuses it may start from and the status it leads to.
@@ -58,10 +61,30 @@ def _text(violations: FieldViolations, field: str, value: str, required: bool) -
 
 
 def check_task_id(violations: FieldViolations, task_id: str) -> None:
+    # The hyphenated form PostgreSQL reads: uuid.UUID also takes "0000_0000…" or "+0000…".
     try:
-        uuid.UUID(task_id)
+        canonical = str(uuid.UUID(task_id)) == task_id.lower()
     except ValueError:
+        canonical = False
+    if not canonical:
         violations.add("task_id", "must be a task id (a UUID)")
+
+
+def check_listing(request: api.ListTasksRequest) -> None:
+    """Checks a ListTasks request's filters and page size; raises FieldViolations naming each
+    bad one."""
+    violations = FieldViolations()
+    if request.page.page_size < 0:
+        violations.add("page.page_size", "must not be negative")
+    if request.owner_org_id and not is_org_id(request.owner_org_id):
+        violations.add("owner_org_id", "must be an organisation id like bnnmt.communication")
+    if request.regulation_id and not REGULATION_ID.match(request.regulation_id):
+        violations.add("regulation_id", "must be a regulation id: 1 to 64 characters a-z, 0-9 "
+                                        "and '-'")
+    for field, enum in (("status", task_pb2.TaskStatus), ("channel", common_pb2.Channel)):
+        if getattr(request, field) not in enum.values():
+            violations.add(field, f"must be one of {', '.join(enum.keys()[1:])}, or unset")
+    violations.raise_if_any()
 
 
 def validate(action: str, request) -> None:

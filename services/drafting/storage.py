@@ -130,10 +130,12 @@ def decode_page_token(token: str) -> tuple[datetime, str]:
     try:
         created_at, regulation_id = json.loads(
             base64.b64decode(token, altchars=b"-_", validate=True))
-        after = datetime.fromisoformat(created_at), regulation_id
-    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError) as error:
+        created_at = datetime.fromisoformat(created_at)
+        # In UTC, as the query takes it: a time at the calendar's edge may not fit.
+        after = created_at.astimezone(timezone.utc), regulation_id
+    except (binascii.Error, UnicodeDecodeError, TypeError, ValueError, OverflowError) as error:
         raise ValueError(f"not a page token: {error}") from None
-    if after[0].tzinfo is None or not isinstance(regulation_id, str):
+    if created_at.tzinfo is None or not isinstance(regulation_id, str):
         raise ValueError("not a page token")
     return after
 

@@ -11,6 +11,7 @@ from google.protobuf.message import Message
 
 from policy.drafting.v1 import drafting_service_pb2 as api
 from policy.drafting.v1 import events_pb2 as events
+from policykit import wellformed
 from policykit.errors import FieldViolations
 from policykit.reference import UnknownReference, default
 from policykit.text import looks_corrupted
@@ -39,8 +40,6 @@ def _check_text(violations: FieldViolations, field: str, value: str, limit: int,
     if looks_corrupted(value):
         violations.add(field, "text looks corrupted ('?' or U+FFFD in place of letters, or "
                               "mojibake); resend it as UTF-8")
-    if any(ord(c) < 32 and c not in "\n\t" for c in value):
-        violations.add(field, "must not contain control characters")
 
 
 def _check_enum(violations: FieldViolations, message: Message, field: str, *,
@@ -168,8 +167,12 @@ CHANGE_TYPES = tuple(_CHECKS)
 
 def check_change(change: Message) -> None:
     """Validates a drafting event's own fields, NFC-normalised; raises FieldViolations naming
-    each bad field."""
+    each bad field. Control characters and impossible times are refused before a change
+    gets here, over gRPC and on the intake topic alike, and again here, in the same words."""
     violations = FieldViolations()
+    for field, problem in wellformed.problems(change):
+        violations.add(field, problem)
+    violations.raise_if_any()  # the checks below read the times
     _check_regulation_id(violations, change.regulation_id)
     _CHECKS[type(change)](violations, change)
     violations.raise_if_any()

@@ -119,8 +119,10 @@ def _task(payload: Message, context: Context) -> str:
     return context.task[0] if context.task else f"#{payload.task_id}"
 
 
-def _owner(payload: Message, context: Context) -> str:
-    return context.task[1] if context.task else payload.owner_org_id
+def _accepted_by(payload: communication.TaskAccepted, context: Context) -> str:
+    """The task's owner; for a task not seen created (its TaskCreated dead-lettered), who
+    accepted it: a TaskAccepted names no owner."""
+    return context.task[1] if context.task else payload.accepted_by
 
 
 def _articles(articles) -> str:
@@ -185,7 +187,8 @@ _DESCRIPTIONS: dict[type[Message], Callable[[Message, Context], str]] = {
         f"Nhiệm vụ truyền thông được tạo: {p.task.kind} – {p.task.owner_org_id},"
         f" hạn {moment(p.task.due_at)}",
     communication.TaskAssigned: lambda p, c: f"Giao nhiệm vụ {_task(p, c)} cho {p.owner_org_id}",
-    communication.TaskAccepted: lambda p, c: f"Nhận nhiệm vụ {_task(p, c)} ({_owner(p, c)})",
+    communication.TaskAccepted: lambda p, c:
+        f"Nhận nhiệm vụ {_task(p, c)} ({_accepted_by(p, c)})",
     communication.TaskProgressReported: lambda p, c:
         f"Tiến độ nhiệm vụ {_task(p, c)}: {p.percent_done}%",
     communication.TaskCompleted: _completed,

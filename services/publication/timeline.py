@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime
+from datetime import datetime, timezone
 
 import asyncpg
 from google.protobuf.message import Message
@@ -74,10 +74,13 @@ def decode_position(token: str) -> Position:
     """Reads a next_page_token; raises ValueError for anything else."""
     try:
         occurred_at, seq = base64.urlsafe_b64decode(token.encode()).decode().split("|")
-        position = datetime.fromisoformat(occurred_at), int(seq)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as error:
+        occurred_at, seq = datetime.fromisoformat(occurred_at), int(seq)
+        # As the query takes them: the time in UTC (one at the calendar's edge may not fit),
+        # the sequence number a bigint.
+        position = occurred_at.astimezone(timezone.utc), seq
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as error:
         raise ValueError(f"not a page token: {error}") from None
-    if position[0].tzinfo is None:
+    if occurred_at.tzinfo is None or not -2**63 <= seq < 2**63:
         raise ValueError("not a page token")
     return position
 

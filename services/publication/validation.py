@@ -36,8 +36,6 @@ def _text(violations: FieldViolations, field: str, value: str, limit: int, *,
     elif looks_corrupted(value):
         violations.add(field, "text looks corrupted ('?' or U+FFFD in place of letters, or "
                               "mojibake); resend it as UTF-8")
-    elif any(ord(c) < 32 and c not in "\n\t" for c in value):
-        violations.add(field, "must not contain control characters")
 
 
 def _regulation_id(violations: FieldViolations, field: str, value: str) -> None:
@@ -47,7 +45,8 @@ def _regulation_id(violations: FieldViolations, field: str, value: str) -> None:
 
 def _time(violations: FieldViolations, message, field: str, now: datetime, *,
           not_before: datetime | None = None, not_before_field: str = "") -> datetime | None:
-    """Checks a required timestamp is not in the future (nor before `not_before`)."""
+    """Checks a required timestamp is not in the future (nor before `not_before`); returns
+    it, or None when it is not, so that no other check uses it."""
     value = optional_time(message, field)
     if value is None:
         violations.add(field, "must be set")
@@ -55,7 +54,9 @@ def _time(violations: FieldViolations, message, field: str, now: datetime, *,
         violations.add(field, f"must not be in the future, got {value.isoformat()}")
     elif not_before is not None and value < not_before:
         violations.add(field, f"must not be before {not_before_field}")
-    return value
+    else:
+        return value
+    return None
 
 
 def _document_number(violations: FieldViolations, number: str, signed_at: datetime | None) -> None:

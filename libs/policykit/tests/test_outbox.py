@@ -1,5 +1,6 @@
 """The transactional outbox and the inbox against real PostgreSQL and Kafka."""
 
+import functools
 import os
 import signal
 import subprocess
@@ -37,11 +38,10 @@ async def test_rolled_back_rows_are_never_published_committed_ones_once(
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, topic_name, committed)
 
-    producer = create_producer(kafka_bootstrap)
-    relay = OutboxRelay(pool, producer, schema_name)
+    relay = OutboxRelay(pool, functools.partial(create_producer, kafka_bootstrap), schema_name)
     assert await relay.publish_batch() == 1
     assert await relay.publish_batch() == 0
-    producer.close()
+    relay.close()
 
     assert topic_size(kafka_bootstrap, topic_name) == 1
     records = read_topic(kafka_bootstrap, [topic_name], lambda r: len(r) >= 1)

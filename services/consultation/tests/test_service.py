@@ -151,7 +151,7 @@ def test_bad_configuration_stops_start_up_naming_the_variable(
         platform_topics, database_url, env, message):
     environment = {"PATH": "/usr/bin:/bin", "PYTHONPATH": PYTHONPATH,
                    "KAFKA_BOOTSTRAP_SERVERS": platform_topics, "DATABASE_URL": database_url,
-                   "CONSULTATION_PSEUDONYM_KEY": PSEUDONYM_KEY, **env}
+                   "AUTH_MODE": "none", "CONSULTATION_PSEUDONYM_KEY": PSEUDONYM_KEY, **env}
     finished = subprocess.run([sys.executable, "-m", "services.consultation"], cwd=REPO,
                               env=environment, capture_output=True, text=True, timeout=120)
     assert finished.returncode == 2, finished.stderr[-2000:]
