@@ -19,7 +19,7 @@ from deploy.local.postgres_server import PostgresServer
 from tests.faults.audit import Audit, summary
 from tests.faults.platform import Platform
 from tests.faults.scenario import under_load
-from tests.support import REPO
+from tests.support import REPO, own_broker
 
 pytestmark = pytest.mark.faults
 
@@ -47,8 +47,16 @@ def postgres(tmp_path_factory):
     pg_ctl(server, "stop")
 
 
+@pytest.fixture(scope="module")
+def bootstrap(tmp_path_factory) -> str:
+    """A broker of the test's own: its fresh database holds no consumer offsets, so the
+    services would otherwise read every earlier test's records, garbage included."""
+    with own_broker(tmp_path_factory.mktemp("faults-kafka")) as servers:
+        yield servers
+
+
 def test_services_ride_out_a_postgres_restart_under_load(
-        platform_topics, postgres, tmp_path, fault_settings, announce):
+        bootstrap, postgres, tmp_path, fault_settings, announce):
     rng = random.Random(fault_settings.seed)
     announce(f"test_postgres_restart: FAULTS_SEED={fault_settings.seed} "
              f"FAULTS_DURATION_S={fault_settings.duration_s:g}")
@@ -59,8 +67,8 @@ def test_services_ride_out_a_postgres_restart_under_load(
         time.sleep(OUTAGE_S)
         pg_ctl(postgres, "start")
 
-    with Platform(platform_topics, postgres.url, tmp_path) as platform:
-        audit = Audit(platform_topics, postgres.url)
+    with Platform(bootstrap, postgres.url, tmp_path) as platform:
+        audit = Audit(bootstrap, postgres.url)
         try:
             outcome = under_load(platform, audit, fault_settings, rng, restarts, restart_postgres)
         finally:

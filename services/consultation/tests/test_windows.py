@@ -48,6 +48,7 @@ def settings() -> ConsultationSettings:
     windows, default = parse_windows("LAW=P60D,DECREE=P30D,DEFAULT=P45D")
     return ConsultationSettings(windows=windows, default_window=default,
                                 pseudonym_key=PSEUDONYM_KEY.encode(), max_in_flight=1_000,
+                                source_rate=0, source_burst=1,
                                 sweep_interval_s=1, report_port=0, report_base_url=None)
 
 
