@@ -27,8 +27,6 @@ Headers = list[tuple[str, bytes]]
 # A regulation's id, its events' key: the UUID the drafting service gives it, or the id a
 # drafting system chose for it on the intake topic.
 REGULATION_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
-# Consumers key their inboxes by ce_id: a long one does not fit a PostgreSQL index entry.
-MAX_ATTRIBUTE = 200
 
 
 class EnvelopeError(ValueError):
@@ -70,11 +68,10 @@ EVENT_TYPES: dict[str, type[Message]] = _load_event_types()
 
 
 def _check_payload(payload: Message) -> None:
-    """Raises EnvelopeError naming each field no consumer could handle (policykit.wellformed:
-    enum values this build does not know among them — dead-lettered, they can be replayed
-    once it does), and for a regulation_id that is missing or not a regulation id (every
-    consumer keys its tables by it)."""
-    problems = wellformed.problems(payload, declared_enums=True)
+    """Raises EnvelopeError naming each field no consumer could handle
+    (policykit.wellformed.event_problems), and for a regulation_id that is missing or not a
+    regulation id (every consumer keys its tables by it)."""
+    problems = wellformed.event_problems(payload)
     if problems:
         raise EnvelopeError("; ".join(f"{field}: {problem}" for field, problem in problems))
     if not payload.regulation_id:
@@ -128,8 +125,9 @@ def from_record(key: bytes | None, value: bytes | None, headers: Headers | None)
                 raise EnvelopeError(f"header {name} is not UTF-8") from None
             if has_control_characters(attrs[name]):
                 raise EnvelopeError(f"header {name}: {wellformed.CONTROL_PROBLEM}")
-            if len(attrs[name]) > MAX_ATTRIBUTE:
-                raise EnvelopeError(f"header {name}: must be at most {MAX_ATTRIBUTE} characters")
+            if len(attrs[name]) > wellformed.MAX_ID:  # consumers key their inboxes by ce_id
+                raise EnvelopeError(f"header {name}: must be at most {wellformed.MAX_ID} "
+                                    "characters")
     for required in ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time", "content-type"):
         if not attrs.get(required):
             raise EnvelopeError(f"missing header {required}")

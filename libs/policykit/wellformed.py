@@ -25,6 +25,8 @@ MIN_SECONDS, MAX_SECONDS = int(EARLIEST.timestamp()), int(LATEST.timestamp()) - 
 CONTROL_PROBLEM = ("must not contain control characters (tab, line feed and carriage return "
                    "are the only ones allowed)")
 TIME_PROBLEM = "must be a time from 1900-01-01 to 2999-12-31 (UTC)"
+MAX_ID = 200
+_ID_SUFFIXES = ("_id", "_ids")
 
 
 def is_platform_time(moment: datetime) -> bool:
@@ -38,13 +40,7 @@ def _timestamp_problem(value: Message) -> str | None:
     return f"{TIME_PROBLEM}, with 0 to 999999999 nanos"
 
 
-def problems(message: Message, prefix: str = "", *,
-             declared_enums: bool = False) -> list[tuple[str, str]]:
-    """Returns (field path, problem) for each ill-formed value of the message, nested ones
-    included; paths read like `comment.contact.name` or `affected_groups[2]`. With
-    `declared_enums`, an enum field must hold a value its enum declares: the services keep
-    enums in smallint columns and look their labels up, and check those of requests
-    themselves, naming every bad field at once."""
+def _problems(message: Message, prefix: str, event: bool) -> list[tuple[str, str]]:
     found = []
     for field, value in message.ListFields():
         if field.message_type is not None and field.message_type.GetOptions().map_entry:
@@ -56,8 +52,10 @@ def problems(message: Message, prefix: str = "", *,
             if field.type == FieldDescriptor.TYPE_STRING:
                 if has_control_characters(item):
                     found.append((where, CONTROL_PROBLEM))
+                elif event and field.name.endswith(_ID_SUFFIXES) and len(item) > MAX_ID:
+                    found.append((where, f"must be at most {MAX_ID} characters, an id"))
             elif field.type == FieldDescriptor.TYPE_ENUM:
-                if declared_enums and item not in field.enum_type.values_by_number:
+                if event and item not in field.enum_type.values_by_number:
                     found.append((where, f"{item} is not a value of {field.enum_type.full_name}"))
             elif field.type == FieldDescriptor.TYPE_MESSAGE:
                 if field.message_type.full_name == TIMESTAMP:
@@ -65,6 +63,21 @@ def problems(message: Message, prefix: str = "", *,
                     if problem:
                         found.append((where, problem))
                 else:
-                    found += problems(item, where + ".", declared_enums=declared_enums)
+                    found += _problems(item, where + ".", event)
     return found
 
+
+def problems(message: Message) -> list[tuple[str, str]]:
+    """Returns (field path, problem) for each ill-formed value of the message, nested ones
+    included; paths read like `comment.contact.name` or `affected_groups[2]`."""
+    return _problems(message, "", event=False)
+
+
+def event_problems(message: Message) -> list[tuple[str, str]]:
+    """The problems of an event's payload: those of any message, and the values consumers
+    could not store. An enum field must hold a value its enum declares (enums live in
+    smallint columns; dead-lettered, an event with a newer value can be replayed once its
+    consumer knows it); an id — a field named *_id or *_ids — is at most MAX_ID characters
+    (consumers key tables by ids, and PostgreSQL indexes no value past about 2,700 bytes).
+    A request's services check those fields themselves, naming every bad one at once."""
+    return _problems(message, "", event=True)

@@ -4,6 +4,7 @@ acknowledged."""
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -19,6 +20,9 @@ from policykit.envelope import from_record
 from services.drafting.tests.helpers import DRAFTING_TOPIC, register_request
 from tests.support import RunningService, read_topic, start_service
 
+# FAULTS_ROUNDS (`make faults-long`: 5): how often the round of broker faults is repeated;
+# above 1, the network faults also include an outage longer than the producer's delivery timeout.
+ROUNDS = int(os.environ.get("FAULTS_ROUNDS", "1"))
 # A service starting against a cluster that is being broken creates topics and joins groups
 # slowly; the machine is shared with other test runs.
 START_TIMEOUT_S = 180

@@ -6,11 +6,10 @@ the active controller is killed. Nothing acknowledged may be lost, duplicated or
 The drafting service keeps publishing through a broker kill, and with two brokers of three
 down, writes are refused rather than acknowledged until one returns.
 
-FAULTS_LONG=1 runs the round of faults five times instead of once."""
+FAULTS_ROUNDS=N repeats the round of faults N times (`make faults-long`: 5)."""
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,14 +23,13 @@ from deploy.local.kafka_cluster import KafkaCluster
 from policykit.kafka_io import create_producer
 from policykit.topics import Declaration, TopicSpec, ensure_topics
 from services.drafting.tests.helpers import DRAFTING_TOPIC
-from tests.faults.kafka_support import (RECOVERY_TIMEOUT_S, Paced, Registrations,
+from tests.faults.kafka_support import (RECOVERY_TIMEOUT_S, ROUNDS, Paced, Registrations,
                                         audit_registrations, figures, running_service)
 from tests.support import (REPO, eventually, health_status, own_database, read_topic,
                            topic_size)
 
 pytestmark = pytest.mark.faults
 
-ROUNDS = 5 if os.environ.get("FAULTS_LONG") == "1" else 1
 FAULTS = ("clean shutdown", "hard kill", "controller kill", "clean bounce", "hard bounce")
 KEYS = 24
 RECORDS_PER_S = 200

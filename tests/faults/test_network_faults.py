@@ -11,8 +11,8 @@ groups rejoined and their committed offsets at the end of their topics. The outb
 outlives a producer that gave up on records it had sent (kafka-python never sends again after
 that), with producer timeouts short enough to reach that state quickly.
 
-FAULTS_LONG=1 adds a network that swallows every byte for longer than the producer's delivery
-timeout (2 minutes), with the services' own settings. toxiproxy-server is built from the Go
+With FAULTS_ROUNDS above 1 (`make faults-long`), a network that swallows every byte for longer
+than the producer's delivery timeout (2 minutes) is added, with the services' own settings. toxiproxy-server is built from the Go
 module proxy into .cache/bin (`make toxiproxy`)."""
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import subprocess
 import urllib.request
 import uuid
@@ -43,8 +42,8 @@ from policykit.kafka_io import create_producer, publish
 from policykit.outbox import OutboxRelay, enqueue
 from policykit.topics import Declaration, TopicSpec, ensure_topics
 from services.drafting.tests.helpers import DRAFTING_TOPIC, TITLE
-from tests.faults.kafka_support import (RECOVERY_TIMEOUT_S, Registrations, audit_registrations,
-                                        figures, group_lag, running_service)
+from tests.faults.kafka_support import (RECOVERY_TIMEOUT_S, ROUNDS, Registrations,
+                                        audit_registrations, figures, group_lag, running_service)
 from tests.support import REPO, eventually, health_status, own_database, read_topic
 
 pytestmark = pytest.mark.faults
@@ -127,7 +126,7 @@ FAULTS = [
     Fault("reset_peer", "reset_peer", (("timeout", 0),)),
     SWALLOW,
 ]
-if os.environ.get("FAULTS_LONG") == "1":
+if ROUNDS > 1:
     FAULTS.append(replace(SWALLOW, name="timeout past delivery", outlasts_delivery=True))
 DELIVERY_TIMEOUT_S = KafkaProducer.DEFAULT_CONFIG["delivery_timeout_ms"] / 1000
 

@@ -246,6 +246,40 @@ def sound_records(draw, payloads: st.SearchStrategy[Message] = events()) -> tupl
                            time=draw(times()), subject=payload.regulation_id, payload=payload))
 
 
+def _record(payload: Message, event_id: str | None = None) -> tuple:
+    # Each its own event id: consumers absorb a repeated one as a redelivery.
+    return to_record(Event(id=event_id or str(uuid.uuid4()), source="policy/fuzz",
+                           type=payload.DESCRIPTOR.full_name,
+                           time=datetime.fromtimestamp(NOW, timezone.utc),
+                           subject=payload.regulation_id, payload=payload))
+
+
+def edge_records(sound: Message) -> list[tuple]:
+    """Records of a sound event with one value at an edge, for each of its fields: text past
+    what an index holds, an enum value no enum declares, the platform's first and last
+    instants; and one with a ce_id past what an index holds. Random drawing reaches these
+    seldom; an explicit example, every run."""
+    edges = {FieldDescriptor.TYPE_STRING: [_scrambled(2_001, 7)],
+             FieldDescriptor.TYPE_ENUM: [INT32[1]]}
+    found = [_record(sound, event_id=_scrambled(2_001, 8))]
+    for field in sound.DESCRIPTOR.fields:
+        if field.name == "regulation_id" or field.is_repeated:
+            continue
+        if field.message_type is not None and field.message_type.full_name == TIMESTAMP:
+            values = [Timestamp(seconds=MIN_SECONDS), Timestamp(seconds=MAX_SECONDS)]
+        else:
+            values = edges.get(field.type, [])
+        for value in values:
+            payload = type(sound)()
+            payload.CopyFrom(sound)
+            if field.message_type is not None:
+                getattr(payload, field.name).CopyFrom(value)
+            else:
+                setattr(payload, field.name, value)
+            found.append(_record(payload))
+    return found
+
+
 def _header_value(name: str) -> st.SearchStrategy[bytes | None]:
     plausible = {"ce_specversion": [SPECVERSION, "0.3", "1.0 "], "content-type":
                  [CONTENT_TYPE, "application/json", "application/protobuf; charset=utf-8"],

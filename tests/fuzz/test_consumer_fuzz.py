@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import date
 
 import pytest
+from google.protobuf.message import Message
 from grpc_health.v1 import health_pb2
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 
@@ -30,8 +31,8 @@ from services.evaluation.delivery import TOPIC as DELIVERY_TOPIC
 from services.evaluation.delivery import ReportReader
 from services.evaluation.units import Units
 from tests.fuzz import seeds, strategies
-from tests.fuzz.profiles import examples
 from tests.fuzz.messages import delivery_record
+from tests.fuzz.profiles import examples
 from tests.support import eventually, health_status
 
 DECLARATION = load_topics()
@@ -113,16 +114,20 @@ def sent(platform, platform_topics, producer) -> Produced:
     """The records produced to every consumed topic, and after them the valid events."""
     before = end_offsets(platform_topics, CONSUMERS)
     garbage: list[Sent] = []
+    def sound_events() -> dict[str, Message]:
+        return seeds.events(f"fuzz-{uuid.uuid4().hex[:12]}", str(uuid.uuid4()))
+    edged = sound_events()
     for topic in CONSUMERS:
         @examples(30)
         @given(record=records_for(topic))
         def produce(record):
             assume(topic != DELIVERY_TOPIC or not stops_the_delivery_path(record))
             garbage.append(send(producer, topic, record))
+        for record in strategies.edge_records(edged[topic]):
+            produce = example(record)(produce)
         produce()
-    regulation_id = f"fuzz-{uuid.uuid4().hex[:12]}"
     valid = [send(producer, topic, to_record(new_event(payload, "policy/fuzz")))
-             for topic, payload in seeds.events(regulation_id, str(uuid.uuid4())).items()]
+             for topic, payload in sound_events().items()]
     return Produced(before, garbage, valid)
 
 

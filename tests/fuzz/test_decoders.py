@@ -15,11 +15,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policy.communication.v1 import events_pb2 as tasks
-from policykit.envelope import (MAX_ATTRIBUTE, REGULATION_ID, Event, EnvelopeError, from_record,
+from policykit.envelope import (REGULATION_ID, Event, EnvelopeError, from_record,
                                 headers_from_json, headers_to_json, new_event, to_record)
 from policykit.reference import default as reference_data
 from policykit.text import looks_corrupted, nfc, without_diacritics
-from policykit.wellformed import problems
+from policykit.wellformed import MAX_ID, event_problems
 from services.evaluation.delivery import ReportReader
 from services.evaluation.units import Units
 from tests.fuzz import strategies
@@ -36,11 +36,11 @@ def test_a_record_is_an_event_every_handler_can_rely_on_or_an_envelope_error(rec
         assert error.reason
         return
     assert is_nfc(event.payload)
-    assert problems(event.payload, declared_enums=True) == []
+    assert event_problems(event.payload) == []
     assert event.time.utcoffset() is not None
     assert event.regulation_id == event.payload.regulation_id == record[0].decode()
     assert REGULATION_ID.match(event.regulation_id)  # what consumers key their tables by
-    assert max(len(event.id), len(event.source), len(event.type)) <= MAX_ATTRIBUTE
+    assert max(len(event.id), len(event.source), len(event.type)) <= MAX_ID
     # Consumers keep an event to apply later (policykit.deferred) by encoding it again and
     # storing its headers as JSON: it must come back the same.
     key, value, headers = to_record(event)
