@@ -40,7 +40,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from policy.communication.v1 import events_pb2 as tasks
 from policykit import metrics
-from policykit.envelope import CONTENT_TYPE, SPECVERSION, EnvelopeError, from_record
+from policykit.envelope import (CONTENT_TYPE, REGULATION_ID, SPECVERSION, EnvelopeError,
+                                from_record)
 from policykit.kafka_io import dead_letter_headers
 from policykit.kafka_security import KafkaSecurity
 from policykit.reference import UnknownReference
@@ -60,6 +61,10 @@ _EXPECTED_HEADERS = {"ce_specversion": SPECVERSION.encode(), "ce_type": DELIVERY
                      "content-type": CONTENT_TYPE.encode()}
 _UTC_OFFSET_S = int(VIETNAM.utcoffset(None).total_seconds())
 _EPOCH_DAY = date(1970, 1, 1).toordinal()
+# Days (since 1970-01-01) a report may be stored under: those a date can hold.
+_DAYS = range(date.min.toordinal() - _EPOCH_DAY, date.max.toordinal() - _EPOCH_DAY + 1)
+# More than everyone in Vietnam many times over; keeps a batch's sums inside bigint.
+MAX_REACH = 1_000_000_000
 
 REPORTS_AGGREGATED = Counter("policy_evaluation_delivery_reports_total",
                              "Delivery reports added to the aggregates.")
@@ -115,6 +120,11 @@ class ReportReader:
         """Returns the record's aggregation key and reach; raises EnvelopeError saying why
         it cannot be counted."""
         report, at = self._well_formed(record) or self._decoded(record)
+        # The cheap path checks the envelope, not what the tables can hold: a report they
+        # refuse would fail its whole batch, read again for ever.
+        if not REGULATION_ID.match(report.regulation_id):
+            raise EnvelopeError("regulation_id: must be lowercase letters, digits and '-', "
+                                "at most 64 characters")
         region = report.region_id
         try:
             self.units.current_region(region)
@@ -123,10 +133,12 @@ class ReportReader:
                                 "data nor 'national'") from None
         if report.channel not in labels.CHANNELS:
             raise EnvelopeError("channel: must be a channel of policy.common.v1.Channel")
-        if report.reach_count < 0:
-            raise EnvelopeError("reach_count: must not be negative")
+        if not 0 <= report.reach_count <= MAX_REACH:
+            raise EnvelopeError(f"reach_count: must be between 0 and {MAX_REACH:,}")
         seconds = report.delivered_at.seconds if report.delivered_at.seconds else at
         day = (seconds + _UTC_OFFSET_S) // 86400
+        if day not in _DAYS:
+            raise EnvelopeError("delivered_at: must fall between the years 1 and 9999")
         return (report.regulation_id, region, report.channel, day), report.reach_count
 
     @staticmethod
@@ -205,17 +217,23 @@ class DeliveryAggregator:
             heartbeat_interval_ms=2_000, **self.security.client_settings())
         consumer.subscribe([TOPIC], listener=_SeekToStored(self, consumer))
         await consumer.start()
+        reread = False
         try:
             while not stop.is_set():
-                batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
-                if not batch:
-                    continue
+                # Going back to the stored offsets needs the database too: while it is down,
+                # that is retried like the batch itself, rather than ending the aggregation.
                 try:
-                    await self.absorb(consumer, batch)
+                    if reread:
+                        await self.seek_to_stored(consumer, consumer.assignment())
+                        reread = False
+                    batch = await consumer.getmany(timeout_ms=500, max_records=self.max_records)
+                    if batch:
+                        await self.absorb(consumer, batch)
                 except Exception:
-                    log.exception("delivery batch failed; reading it again")
+                    log.exception("delivery batch failed; reading it again from the stored "
+                                  "offsets")
+                    reread = True
                     await asyncio.sleep(1)
-                    await self.seek_to_stored(consumer, consumer.assignment())
         finally:
             await consumer.stop()
 
@@ -295,7 +313,7 @@ class DeliveryAggregator:
                                               tp.partition, record.offset, DEAD_LETTER_GROUP)
                 futures.append(self.producer.send(self.dead_letter_topic, key=record.key,
                                                   value=record.value, headers=headers))
-            self.producer.flush()
+            self.producer.flush(timeout=60)
             for future in futures:
                 future.get(timeout=60)
 

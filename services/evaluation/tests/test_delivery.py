@@ -78,7 +78,7 @@ def test_reports_are_counted_once_when_a_replica_is_killed_mid_stream(
      "region_id: 'hai-duong' is neither a province of the reference data nor 'national'"),
     (lambda reg: to_record(new_event(delivery(reg, "cao-bang", common.CHANNEL_SMS, -5, DAY),
                                      SOURCE)),
-     "reach_count: must not be negative"),
+     "reach_count: must be between 0 and 1,000,000,000"),
     (lambda reg: to_record(new_event(draft(reg), SOURCE)),
      "ce_type: policy.drafting.v1.DraftRegistered is not policy.communication.v1.DeliveryReported"),
 ])
