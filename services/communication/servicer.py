@@ -129,7 +129,7 @@ class TaskServicer(api_grpc.TaskServiceServicer):
 
         async def apply(conn):
             return response_type(task=await tasks.change(conn, action, request, self.clock()))
-        return await idempotency.once(self.pool, request.idempotency_key, action,
+        return await idempotency.once(self.pool, request, action,
                                       response_type, apply)
 
     async def AcceptTask(self, request, context):

@@ -122,7 +122,7 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
             return api.ExtendConsultationResponse(consultation=await self._view(conn, row))
 
         return await self._writing(idempotency.once(
-            self.pool, request.idempotency_key, "ExtendConsultation",
+            self.pool, request, "ExtendConsultation",
             api.ExtendConsultationResponse, extend))
 
     async def _writing(self, call):
@@ -249,7 +249,7 @@ class ConsultationServicer(api_grpc.ConsultationServiceServicer):
                                               answer_id=str(answer_id))
 
         return await self._writing(idempotency.once(
-            self.pool, request.idempotency_key, "AnswerComments", api.AnswerCommentsResponse,
+            self.pool, request, "AnswerComments", api.AnswerCommentsResponse,
             record))
 
     def _agency_on(self, agency_id: str, now: datetime) -> str:

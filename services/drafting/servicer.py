@@ -42,7 +42,7 @@ class DraftingServicer(api_grpc.DraftingServiceServicer):
         async def record(conn: asyncpg.Connection) -> Message:
             return response_type(draft=await changes.record(conn, change))
 
-        return await idempotency.once(self.pool, request.idempotency_key, method,
+        return await idempotency.once(self.pool, request, method,
                                       response_type, record)
 
     async def _check_lead_agency(self, change: Message) -> None:

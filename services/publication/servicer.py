@@ -47,7 +47,7 @@ class PublicationServicer(api_grpc.PublicationServiceServicer):
         # handed to another.
         await self._check_lead_agency(getattr(request, lead_of), office)
         method = response_type.DESCRIPTOR.name.removesuffix("Response")
-        return await idempotency.once(self.pool, request.idempotency_key, method,
+        return await idempotency.once(self.pool, request, method,
                                       response_type, change)
 
     async def _check_lead_agency(self, regulation_id: str, office: str) -> None:
