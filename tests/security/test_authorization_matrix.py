@@ -121,19 +121,25 @@ class World:
     def stub(self, service: str):
         return STUBS[service](self.channels[service])
 
-    def _answer(self, service: str, caller: str, method: str, request):
+    def _answer(self, service: str, caller: str, method: str, request,
+                not_yet: tuple[grpc.StatusCode, ...] = (grpc.StatusCode.NOT_FOUND,)):
+        """The reply, or None while the service answers a code saying it has not caught up."""
         try:
             return getattr(self.stub(service), method)(request, metadata=bearer(caller),
                                                        timeout=10)
         except grpc.RpcError as error:
-            if error.code() != grpc.StatusCode.NOT_FOUND:
+            if error.code() not in not_yet:
                 raise
             return None
 
     def _comment(self) -> str | None:
+        # Until the consultation service has read the submission, the draft it knows is not
+        # open for consultation yet.
         reply = self._answer("consultation", "portal", "SubmitComment",
                              consultation_api.SubmitCommentRequest(
-                                 comment=comment(self.regulation_id)))
+                                 comment=comment(self.regulation_id)),
+                             not_yet=(grpc.StatusCode.NOT_FOUND,
+                                      grpc.StatusCode.FAILED_PRECONDITION))
         return reply and reply.comment_id
 
     def _press_task(self) -> str | None:
