@@ -11,6 +11,7 @@ dead-lettered. So every gRPC request (policykit.grpc_requests) and every consume
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import lru_cache
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -40,37 +41,62 @@ def _timestamp_problem(value: Message) -> str | None:
     return f"{TIME_PROBLEM}, with 0 to 999999999 nanos"
 
 
-def _problems(message: Message, prefix: str, event: bool) -> list[tuple[str, str]]:
-    found = []
+# How a field's values are checked: (kind, name, repeated), worked out once per field, as
+# descriptor attributes and options are slow to read and intake checks every comment.
+_OTHER, _STRING, _ENUM, _TIME, _MESSAGE = range(5)
+
+
+@lru_cache(maxsize=None)
+def _plan(field: FieldDescriptor) -> tuple[int, str, bool]:
+    if field.type == FieldDescriptor.TYPE_STRING:
+        kind = _STRING
+    elif field.type == FieldDescriptor.TYPE_ENUM:
+        kind = _ENUM
+    elif field.type != FieldDescriptor.TYPE_MESSAGE or field.message_type.GetOptions().map_entry:
+        kind = _OTHER  # the platform's messages have no maps (normalize_message skips them too)
+    else:
+        kind = _TIME if field.message_type.full_name == TIMESTAMP else _MESSAGE
+    return kind, field.name, field.is_repeated
+
+
+def _problems(message: Message, prefix: str, event: bool,
+              found: list[tuple[str, str]]) -> list[tuple[str, str]]:
     for field, value in message.ListFields():
-        if field.message_type is not None and field.message_type.GetOptions().map_entry:
-            continue  # the platform's messages have no maps (normalize_message skips them too)
-        path = prefix + field.name
-        items = list(enumerate(value)) if field.is_repeated else [(None, value)]
-        for index, item in items:
-            where = path if index is None else f"{path}[{index}]"
-            if field.type == FieldDescriptor.TYPE_STRING:
-                if has_control_characters(item):
-                    found.append((where, CONTROL_PROBLEM))
-                elif event and field.name.endswith(_ID_SUFFIXES) and len(item) > MAX_ID:
-                    found.append((where, f"must be at most {MAX_ID} characters, an id"))
-            elif field.type == FieldDescriptor.TYPE_ENUM:
-                if event and item not in field.enum_type.values_by_number:
-                    found.append((where, f"{item} is not a value of {field.enum_type.full_name}"))
-            elif field.type == FieldDescriptor.TYPE_MESSAGE:
-                if field.message_type.full_name == TIMESTAMP:
-                    problem = _timestamp_problem(item)
-                    if problem:
-                        found.append((where, problem))
-                else:
-                    found += _problems(item, where + ".", event)
+        kind, name, repeated = _plan(field)
+        if kind == _OTHER:
+            continue
+        if repeated:
+            for index, item in enumerate(value):
+                _check(kind, field, item, f"{prefix}{name}[{index}]", event, found)
+        else:
+            _check(kind, field, value, prefix + name, event, found)
     return found
+
+
+def _check(kind: int, field: FieldDescriptor, value, where: str, event: bool,
+           found: list[tuple[str, str]]) -> None:
+    if kind == _STRING:
+        # Control characters are never printable: printable text (nearly all) needs no
+        # pattern search.
+        if not value.isprintable() and has_control_characters(value):
+            found.append((where, CONTROL_PROBLEM))
+        elif event and len(value) > MAX_ID and field.name.endswith(_ID_SUFFIXES):
+            found.append((where, f"must be at most {MAX_ID} characters, an id"))
+    elif kind == _ENUM:
+        if event and value not in field.enum_type.values_by_number:
+            found.append((where, f"{value} is not a value of {field.enum_type.full_name}"))
+    elif kind == _TIME:
+        problem = _timestamp_problem(value)
+        if problem:
+            found.append((where, problem))
+    else:
+        _problems(value, where + ".", event, found)
 
 
 def problems(message: Message) -> list[tuple[str, str]]:
     """Returns (field path, problem) for each ill-formed value of the message, nested ones
     included; paths read like `comment.contact.name` or `affected_groups[2]`."""
-    return _problems(message, "", event=False)
+    return _problems(message, "", False, [])
 
 
 def event_problems(message: Message) -> list[tuple[str, str]]:
@@ -80,4 +106,4 @@ def event_problems(message: Message) -> list[tuple[str, str]]:
     consumer knows it); an id — a field named *_id or *_ids — is at most MAX_ID characters
     (consumers key tables by ids, and PostgreSQL indexes no value past about 2,700 bytes).
     A request's services check those fields themselves, naming every bad one at once."""
-    return _problems(message, "", event=True)
+    return _problems(message, "", True, [])

@@ -52,8 +52,13 @@ def exact_key(text: str) -> int:
     """Returns a signed 64-bit key shared by texts that differ at most in case and spacing —
     copies, as a campaign sends them. It is cheap enough for every comment at intake; texts
     that differ in more (punctuation, diacritics, a word) are matched by `minhash`."""
-    digest = hashlib.blake2b(" ".join(text.lower().split()).encode("utf-8"),
-                             digest_size=8).digest()
+    lowered = text.lower()
+    # No whitespace but ' ' is printable: most texts are spaced once already, and splitting
+    # them into words to join them again would cost half of the key.
+    if (not lowered.isprintable() or "  " in lowered or lowered[:1] == " "
+            or lowered[-1:] == " "):
+        lowered = " ".join(lowered.split())
+    digest = hashlib.blake2b(lowered.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
