@@ -85,8 +85,19 @@ class Principal:
         return self.authenticated_by != "none"
 
 
+@dataclass(frozen=True)
+class Call:
+    """The gRPC call being handled, for the audit log: its method path, its request id (the
+    client's `x-request-id`, or one made for it) and its request's idempotency key, if any."""
+
+    method: str
+    request_id: str
+    idempotency_key: str = ""
+
+
 UNCHECKED = Principal("", frozenset(), "none")
 _CURRENT: contextvars.ContextVar[Principal] = contextvars.ContextVar("principal")
+_CALL: contextvars.ContextVar[Call | None] = contextvars.ContextVar("call", default=None)
 
 
 def current_principal() -> Principal:
@@ -94,14 +105,20 @@ def current_principal() -> Principal:
     return _CURRENT.get()
 
 
+def current_call() -> Call | None:
+    """The gRPC call being handled; None outside of one, or where a test set no call."""
+    return _CALL.get()
+
+
 @contextlib.contextmanager
-def calling_as(principal: Principal) -> Iterator[None]:
-    """Makes `principal` the caller for the code inside."""
-    token = _CURRENT.set(principal)
+def calling_as(principal: Principal, call: Call | None = None) -> Iterator[None]:
+    """Makes `principal` the caller, in `call`, for the code inside."""
+    token, call_token = _CURRENT.set(principal), _CALL.set(call)
     try:
         yield
     finally:
         _CURRENT.reset(token)
+        _CALL.reset(call_token)
 
 
 def require(allowed: bool, action: str) -> None:

@@ -3,7 +3,10 @@ policykit.kafka_io, for services written as Faust apps.
 
 The app's id is its consumer group; Faust commits offsets of events its agents finished, so
 delivery is at-least-once and handlers stay idempotent through the inbox. Faust's
-exactly-once processing is deliberately not used (see the README)."""
+exactly-once processing is deliberately not used (see the README).
+
+An agent may also take the records that arrive together as one batch: a service applies them
+in one transaction, which commits (and waits for the disk) once instead of once per event."""
 
 from __future__ import annotations
 
@@ -17,13 +20,13 @@ import faust
 
 from policykit import metrics
 from policykit.envelope import EnvelopeError, Event, from_record
-from policykit.jsonlog import current_event_id, current_regulation_id
-from policykit.kafka_io import dead_letter_headers, failure_verdict
+from policykit.kafka_io import dead_letter_headers, event_scope, failure_verdict
 from policykit.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
 
 EventHandler = Callable[[Event], Awaitable[None]]
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 
 def create_app(group: str, bootstrap_servers: str, security: KafkaSecurity = PLAINTEXT,
@@ -46,10 +49,16 @@ def create_app(group: str, bootstrap_servers: str, security: KafkaSecurity = PLA
 
 
 def add_event_agent(app: faust.App, topics: list[str], dead_letter_topic: str,
-                    handler: EventHandler, *, max_attempts: int = 5,
-                    retry_backoff_s: float = 0.5) -> faust.types.AgentT:
+                    handler: EventHandler, *, batch_handler: BatchHandler | None = None,
+                    batch_size: int = 500, batch_within_s: float = 0.005,
+                    max_attempts: int = 5, retry_backoff_s: float = 0.5) -> faust.types.AgentT:
     """Adds an agent that decodes each record of `topics` and awaits `handler(event)`;
-    undecodable, rejected and persistently failing records go to `dead_letter_topic`."""
+    undecodable, rejected and persistently failing records go to `dead_letter_topic`.
+
+    With `batch_handler`, the records that arrived together (up to `batch_size`, waiting at most
+    `batch_within_s` for more) are handed to it at once, in order; it applies all of them or
+    none. When it fails, each of them is handled alone by `handler`, retried and dead-lettered
+    as above, so one poison event is dead-lettered alone and the others are applied once."""
     source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
 
     async def dead_letter(message, reason: str) -> None:
@@ -61,15 +70,15 @@ def add_event_agent(app: faust.App, topics: list[str], dead_letter_topic: str,
                                          None, None, headers)
         metrics.EVENTS_DEAD_LETTERED.labels(message.topic, dead_letter_topic).inc()
 
-    async def handle(message) -> None:
+    async def decode(message) -> Event | None:
         try:
-            event = from_record(message.key, message.value, list(message.headers or ()))
+            return from_record(message.key, message.value, list(message.headers or ()))
         except EnvelopeError as error:
             await dead_letter(message, error.reason)
-            return
-        event_token = current_event_id.set(event.id)
-        regulation_token = current_regulation_id.set(event.regulation_id)
-        try:
+            return None
+
+    async def handle(message, event: Event) -> None:
+        with event_scope(event):
             for attempt in range(1, max_attempts + 1):
                 try:
                     await handler(event)
@@ -81,13 +90,31 @@ def add_event_agent(app: faust.App, topics: list[str], dead_letter_topic: str,
                         await dead_letter(message, reason)
                         return
                     await asyncio.sleep(retry_backoff_s * attempt)
-        finally:
-            current_event_id.reset(event_token)
-            current_regulation_id.reset(regulation_token)
+
+    async def handle_batch(messages: list) -> None:
+        decoded = [(message, event) for message in messages
+                   if (event := await decode(message)) is not None]
+        if not decoded:
+            return
+        try:
+            await batch_handler([event for _, event in decoded])
+        except Exception as error:
+            log.warning("a batch of %d event(s) failed (%s: %s); handling them one by one",
+                        len(decoded), type(error).__name__, error)
+            for message, event in decoded:
+                await handle(message, event)
+            return
+        for message, event in decoded:
+            metrics.EVENTS_CONSUMED.labels(message.topic, event.type).inc()
 
     async def agent(stream):
-        async for event in stream.events():
-            await handle(event.message)
+        if batch_handler is None:
+            async for record in stream.events():
+                if (event := await decode(record.message)) is not None:
+                    await handle(record.message, event)
+            return
+        async for records in stream.take_events(batch_size, within=batch_within_s):
+            await handle_batch([record.message for record in records])
 
     return app.agent(source, name=f"{app.conf.id}-events")(agent)
 

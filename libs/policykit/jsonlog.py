@@ -12,6 +12,9 @@ from datetime import datetime, timezone
 current_event_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("event_id", default=None)
 current_regulation_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "regulation_id", default=None)
+# The type of the event being handled, for the audit log (policykit.audit).
+current_event_type: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "event_type", default=None)
 
 
 class JsonFormatter(logging.Formatter):

@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.consumer.fetcher import ConsumerRecord
 
 from policykit import metrics
 from policykit.envelope import EnvelopeError, Event, Headers, from_record, to_record
-from policykit.jsonlog import current_event_id, current_regulation_id
+from policykit.jsonlog import current_event_id, current_event_type, current_regulation_id
 from policykit.kafka_security import PLAINTEXT, KafkaSecurity
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,20 @@ def failure_verdict(error: Exception, attempt: int, max_attempts: int, topic: st
     if attempt >= max_attempts:
         return f"handler failed {attempt} times: {type(error).__name__}: {error}"
     return None
+
+
+@contextmanager
+def event_scope(event: Event) -> Iterator[None]:
+    """Names the event being handled, for the logs and the audit log (policykit.jsonlog),
+    while it is applied."""
+    tokens = [(var, var.set(value)) for var, value in (
+        (current_event_id, event.id), (current_event_type, event.type),
+        (current_regulation_id, event.regulation_id))]
+    try:
+        yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
 
 
 def create_producer(bootstrap_servers: str, security: KafkaSecurity = PLAINTEXT,
@@ -135,9 +150,7 @@ class EventConsumer:
         except EnvelopeError as error:
             self._dead_letter(record, error.reason)
             return
-        event_token = current_event_id.set(event.id)
-        regulation_token = current_regulation_id.set(event.regulation_id)
-        try:
+        with event_scope(event):
             for attempt in range(1, self.max_attempts + 1):
                 try:
                     self.handler(event)
@@ -149,9 +162,6 @@ class EventConsumer:
                         self._dead_letter(record, reason)
                         return
                     time.sleep(self.retry_backoff_s * attempt)
-        finally:
-            current_event_id.reset(event_token)
-            current_regulation_id.reset(regulation_token)
 
     def _dead_letter(self, record: ConsumerRecord, reason: str) -> None:
         log.error("dead-lettering %s[%d]@%d: %s", record.topic, record.partition,

@@ -17,7 +17,7 @@ import asyncpg
 from kafka import KafkaProducer
 from kafka.errors import KafkaTimeoutError
 
-from policykit import metrics
+from policykit import audit, metrics
 from policykit.envelope import Event, headers_from_json, headers_to_json, to_record
 from policykit.kafka_security import KafkaSecurity
 
@@ -29,7 +29,8 @@ class OutboxError(RuntimeError):
 
 
 async def enqueue(conn: asyncpg.Connection, topic: str, event: Event) -> None:
-    """Adds the event to the outbox within the caller's open transaction."""
+    """Adds the event to the outbox within the caller's open transaction, and records the
+    change it describes in the audit log."""
     if not conn.is_in_transaction():
         raise OutboxError("enqueue must run inside the transaction that changes the state")
     key, value, headers = to_record(event)
@@ -37,6 +38,7 @@ async def enqueue(conn: asyncpg.Connection, topic: str, event: Event) -> None:
         "INSERT INTO outbox (event_id, topic, record_key, value, headers)"
         " VALUES ($1, $2, $3, $4, $5)",
         event.id, topic, key, value, headers_to_json(headers))
+    await audit.record_emitted(conn, [event])
 
 
 async def first_delivery(conn: asyncpg.Connection, consumer: str, event: Event) -> bool:
@@ -53,12 +55,62 @@ async def first_delivery(conn: asyncpg.Connection, consumer: str, event: Event) 
     return True
 
 
+async def enqueue_many(conn: asyncpg.Connection, topic: str, events: list[Event], *,
+                       callers: list[audit.Caller] | None = None) -> None:
+    """`enqueue` for several events, in their order: one statement for their outbox rows and
+    one for their audit rows. `callers`, one per event, default to the current one (events
+    handled together in one transaction each emit as their own caller)."""
+    if not conn.is_in_transaction():
+        raise OutboxError("enqueue must run inside the transaction that changes the state")
+    if not events:
+        return
+    records = [to_record(event) for event in events]
+    await conn.execute(
+        "INSERT INTO outbox (event_id, topic, record_key, value, headers)"
+        " SELECT e.event_id, $1, e.record_key, e.value, e.headers"
+        " FROM unnest($2::uuid[], $3::bytea[], $4::bytea[], $5::jsonb[])"
+        " WITH ORDINALITY AS e(event_id, record_key, value, headers, n) ORDER BY e.n",
+        topic, [event.id for event in events], [key for key, _, _ in records],
+        [value for _, value, _ in records], [headers_to_json(h) for _, _, h in records])
+    await audit.record_emitted(conn, events, callers=callers)
+
+
+async def first_deliveries(conn: asyncpg.Connection, consumer: str,
+                           events: list[Event]) -> set[str]:
+    """`first_delivery` for several events in one statement: returns the ids of those that
+    `consumer` had not handled yet (an id repeated among them counts once)."""
+    if not conn.is_in_transaction():
+        raise OutboxError("first_delivery must run inside the transaction that handles the event")
+    rows = await conn.fetch(
+        "INSERT INTO inbox (consumer, event_id, event_type)"
+        " SELECT $1, e.event_id, e.event_type FROM unnest($2::text[], $3::text[])"
+        " AS e(event_id, event_type) ON CONFLICT DO NOTHING RETURNING event_id",
+        consumer, [event.id for event in events], [event.type for event in events])
+    fresh = {row["event_id"] for row in rows}
+    duplicates = len(events) - len(fresh)
+    if duplicates:
+        metrics.EVENTS_DUPLICATE.labels(consumer).inc(duplicates)
+    return fresh
+
+
 class OutboxRelay:
     """Publishes outbox rows to Kafka in id order. One relay per schema works at a time (an
     advisory lock), so replicas of a service never reorder one regulation's events.
 
     The relay owns its producer: `new_producer` makes one when there is none, and the relay
-    drops it when a batch fails (close() drops it at the end)."""
+    drops it when a batch fails (close() drops it at the end).
+
+    An idle relay looks for rows every `poll_interval_s`, or at once when woken (`wake`)."""
+
+    # The running relays of this process, each waiting on its event while idle.
+    _idle: set[asyncio.Event] = set()
+
+    @classmethod
+    def wake(cls) -> None:
+        """Tells this process's relays that outbox rows were just committed, so that they
+        publish them now rather than at their next poll."""
+        for woken in cls._idle:
+            woken.set()
 
     def __init__(self, pool: asyncpg.Pool, new_producer: Callable[[], KafkaProducer],
                  schema: str, *, batch_size: int = 500, poll_interval_s: float = 0.1):
@@ -143,21 +195,34 @@ class OutboxRelay:
     async def run(self, stop: asyncio.Event) -> None:
         """Publishes until `stop` is set, then drains what is left. Failures are logged and
         retried: nothing leaves the outbox unpublished."""
-        while True:
-            try:
-                published = await self._publish_and_measure()
-            except Exception:
-                log.exception("outbox relay failed; retrying")
-                published = 0
-                if stop.is_set():
-                    return  # do not spin on a broken link during shutdown
-            if stop.is_set() and not published:
-                return
-            if not published:
+        woken = asyncio.Event()
+        OutboxRelay._idle.add(woken)
+        try:
+            while True:
+                woken.clear()  # rows committed from now on are published by this pass or next
                 try:
-                    await asyncio.wait_for(stop.wait(), self.poll_interval_s)
-                except asyncio.TimeoutError:
-                    pass
+                    published = await self._publish_and_measure()
+                except Exception:
+                    log.exception("outbox relay failed; retrying")
+                    published = 0
+                    if stop.is_set():
+                        return  # do not spin on a broken link during shutdown
+                if stop.is_set() and not published:
+                    return
+                if not published:
+                    await _first_of(stop, woken, timeout=self.poll_interval_s)
+        finally:
+            OutboxRelay._idle.discard(woken)
+
+
+async def _first_of(*events: asyncio.Event, timeout: float) -> None:
+    """Waits until one of the events is set, at most `timeout` seconds."""
+    waits = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 async def drain(database_url: str, bootstrap_servers: str, security: KafkaSecurity,

@@ -13,14 +13,14 @@ from prometheus_client import Counter
 from policy.communication.v1 import events_pb2 as task_events
 from policy.communication.v1 import task_pb2
 from policy.drafting.v1 import events_pb2 as drafting
-from policykit import deferred
+from policykit import audit, deferred
 from policykit.envelope import Event, new_event
-from policykit.kafka_io import RejectedEvent
-from policykit.outbox import enqueue, first_delivery
+from policykit.kafka_io import RejectedEvent, event_scope
+from policykit.outbox import OutboxRelay, enqueue_many, first_deliveries, first_delivery
 from policykit.reference import ReferenceData, UnknownReference
 
 from services.communication import storage
-from services.communication.planner import Regulation, plan
+from services.communication.planner import PlannedTask, Regulation, plan
 from services.communication.playbook import Playbook
 
 log = logging.getLogger(__name__)
@@ -50,6 +50,28 @@ def regulation_from_draft(payload: drafting.DraftRegistered) -> Regulation:
         planned_adoption=_time(payload.planned_adoption))
 
 
+class _Pending:
+    """What the events handled in one transaction produce, written together rather than per
+    event: their planned tasks (stored before anything reads the tasks table, and at the end)
+    and their task events, in order, each with the caller it is audited as; and the
+    regulations that had deferred events when it began or have deferred ones since."""
+
+    def __init__(self, with_deferred: set[str]):
+        self.with_deferred = with_deferred
+        self.planned: list[tuple[Event, PlannedTask, audit.Caller]] = []
+        self.events: list[Event] = []
+        self.callers: list[audit.Caller] = []
+
+    def plan(self, event: Event, tasks: list[PlannedTask]) -> None:
+        by = audit.caller()
+        self.planned += [(event, task, by) for task in tasks]
+
+    def emit(self, payloads: list, by: audit.Caller) -> None:
+        for payload in payloads:
+            self.events.append(new_event(payload, SOURCE))
+            self.callers.append(by)
+
+
 class TaskEngine:
     """Applies lifecycle events to the regulation projection and creates their tasks."""
 
@@ -62,22 +84,57 @@ class TaskEngine:
         """Handles one delivered event in one transaction; a redelivery changes nothing."""
         async with self.pool.acquire() as conn, conn.transaction():
             if await first_delivery(conn, CONSUMER, event):
-                await self.apply(conn, event)
+                await self.apply_all(conn, [event])
+        OutboxRelay.wake()
 
-    async def apply(self, conn: asyncpg.Connection, event: Event) -> None:
+    async def handle_batch(self, events: list[Event]) -> None:
+        """Handles events delivered together in one transaction, in their order, all or none;
+        each as `handle` would, so a redelivery of any of them changes nothing."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            fresh = await first_deliveries(conn, CONSUMER, events)
+            first = []
+            for event in events:
+                if event.id in fresh:
+                    fresh.discard(event.id)  # a copy later in the batch is a redelivery
+                    first.append(event)
+            await self.apply_all(conn, first)
+        OutboxRelay.wake()  # its tasks are committed: publish them without waiting for a poll
+
+    async def apply_all(self, conn: asyncpg.Connection, events: list[Event]) -> None:
+        """Applies the events in their order, then writes the tasks they create in one statement
+        and the task events they emit in one outbox statement and one audit statement."""
+        registered = {event.regulation_id: event for event in events
+                      if isinstance(event.payload, drafting.DraftRegistered)}
+        pending = _Pending(await storage.with_deferred_events(conn, list(registered)))
+        for event in events:
+            with event_scope(event):
+                await self.apply(conn, event, pending)
+        # A replica handling another topic may have deferred events of these regulations since
+        # the batch began (it cannot see them registered before this commits): take them now,
+        # as a registration handled alone would, rather than leave them waiting for ever.
+        for regulation_id in await storage.with_deferred_events(conn, list(registered)):
+            with event_scope(registered[regulation_id]):
+                await self._apply_overtaken(conn, regulation_id, pending)
+        await self._store_planned(conn, pending)
+        await enqueue_many(conn, TASK_TOPIC, pending.events, callers=pending.callers)
+
+    async def apply(self, conn: asyncpg.Connection, event: Event,
+                    pending: _Pending) -> None:
         payload = event.payload
         if isinstance(payload, drafting.DraftRegistered):
             regulation = regulation_from_draft(payload)
             await storage.save_regulation(conn, regulation)
-            await self._create_tasks(conn, event, regulation)
-            for overtaken in await deferred.take_deferred(conn, event.regulation_id):
-                await self.apply(conn, overtaken)
+            self._plan_tasks(event, regulation, pending)
+            # Most registrations overtook nothing: look only when the batch says so.
+            if event.regulation_id in pending.with_deferred:
+                await self._apply_overtaken(conn, event.regulation_id, pending)
             return
         known = await storage.get_regulation(conn, event.regulation_id)
         if known is None:
             # Another topic's event overtook the registration: keep it until that arrives.
             log.info("deferring %s until %s is registered", event.type, event.regulation_id)
             await deferred.defer(conn, event)
+            pending.with_deferred.add(event.regulation_id)
             return
         regulation, withdrawn = known
         if withdrawn:
@@ -94,34 +151,47 @@ class TaskEngine:
             await storage.save_regulation(conn, regulation)
         elif isinstance(payload, drafting.DraftWithdrawn):
             await storage.mark_withdrawn(conn, event.regulation_id)
-            await self._cancel_open_tasks(conn, event, f"dự thảo đã rút: {payload.reason}")
+            await self._cancel_open_tasks(conn, event, f"dự thảo đã rút: {payload.reason}",
+                                          pending)
             return
-        await self._create_tasks(conn, event, regulation)
+        self._plan_tasks(event, regulation, pending)
 
-    async def _create_tasks(self, conn: asyncpg.Connection, event: Event,
-                            regulation: Regulation) -> None:
+    async def _apply_overtaken(self, conn: asyncpg.Connection, regulation_id: str,
+                               pending: _Pending) -> None:
+        for overtaken in await deferred.take_deferred(conn, regulation_id):
+            await self.apply(conn, overtaken, pending)
+
+    def _plan_tasks(self, event: Event, regulation: Regulation, pending: _Pending) -> None:
         try:
-            planned = plan(self.playbook, event, regulation, self.reference)
+            pending.plan(event, plan(self.playbook, event, regulation, self.reference))
         except UnknownReference as error:
             raise RejectedEvent(f"reference data: {error}") from None
-        created = await storage.insert_tasks(conn, planned, event, self.playbook.version,
-                                             storage.utc_now())
+
+    async def _store_planned(self, conn: asyncpg.Connection, pending: _Pending) -> None:
+        """Stores the tasks planned so far and emits TaskCreated for those that are new."""
+        planned, pending.planned = pending.planned, []
+        created = await storage.insert_tasks(conn, [(event, task) for event, task, _ in planned],
+                                             self.playbook.version, storage.utc_now())
+        caller_of = {task.task_id: by for _, task, by in planned}
         for task in created:
             TASKS_CREATED.labels(task.playbook_rule).inc()
-            await enqueue(conn, TASK_TOPIC, new_event(
-                task_events.TaskCreated(regulation_id=task.regulation_id, task=task), SOURCE))
+            pending.emit([task_events.TaskCreated(regulation_id=task.regulation_id, task=task)],
+                         caller_of[task.task_id])
         if created:
-            log.info("%s created %d task(s)", event.type, len(created))
+            log.info("%d event(s) created %d task(s)",
+                     len({event.id for event, _, _ in planned}), len(created))
 
     async def _cancel_open_tasks(self, conn: asyncpg.Connection, event: Event,
-                                 reason: str) -> None:
+                                 reason: str, pending: _Pending) -> None:
+        await self._store_planned(conn, pending)  # the open tasks include those planned so far
         now = storage.utc_now()
         rows = await conn.fetch(
             "UPDATE tasks SET status = $1, cancel_reason = $2, updated_at = $3"
             " WHERE regulation_id = $4 AND status = ANY($5::smallint[]) RETURNING task_id",
             task_pb2.TASK_STATUS_CANCELLED, reason, now, event.regulation_id, list(OPEN_STATUSES))
-        for row in rows:
-            cancelled = task_events.TaskCancelled(
-                regulation_id=event.regulation_id, task_id=str(row["task_id"]), reason=reason)
-            cancelled.cancelled_at.FromDatetime(now)
-            await enqueue(conn, TASK_TOPIC, new_event(cancelled, SOURCE))
+        cancelled = [task_events.TaskCancelled(regulation_id=event.regulation_id,
+                                               task_id=str(row["task_id"]), reason=reason)
+                     for row in rows]
+        for payload in cancelled:
+            payload.cancelled_at.FromDatetime(now)
+        pending.emit(cancelled, audit.caller())

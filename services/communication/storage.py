@@ -52,6 +52,15 @@ async def get_regulation(conn: asyncpg.Connection,
     return (regulation_from_row(row), row["withdrawn"]) if row else None
 
 
+async def with_deferred_events(conn: asyncpg.Connection, regulation_ids: list[str]) -> set[str]:
+    """Returns those of the regulations that have deferred events waiting for them."""
+    if not regulation_ids:
+        return set()
+    rows = await conn.fetch("SELECT DISTINCT regulation_id FROM deferred_events"
+                            " WHERE regulation_id = ANY($1::text[])", regulation_ids)
+    return {row["regulation_id"] for row in rows}
+
+
 async def mark_withdrawn(conn: asyncpg.Connection, regulation_id: str) -> None:
     await conn.execute("UPDATE regulations SET withdrawn = true WHERE regulation_id = $1",
                        regulation_id)
@@ -78,30 +87,37 @@ def task_from_row(row: asyncpg.Record) -> task_pb2.Task:
     return task
 
 
-async def insert_tasks(conn: asyncpg.Connection, planned: list[PlannedTask], event: Event,
+async def insert_tasks(conn: asyncpg.Connection, planned: list[tuple[Event, PlannedTask]],
                        playbook_version: str, now: datetime) -> list[task_pb2.Task]:
-    """Stores the planned tasks; returns those that did not exist yet."""
+    """Stores the tasks planned for their trigger events, in one statement; returns those that
+    did not exist yet, in the planned order."""
     if not planned:
         return []
     rows = await conn.fetch(
         f"INSERT INTO tasks (task_id, regulation_id, trigger_event_id, trigger_event_type,"
         " playbook_rule, playbook_version, kind, title, channel, owner_org_id, audience,"
         " region_ids, due_at, priority, status, created_at, updated_at)"
-        " SELECT t.task_id, $1, $2, $3, t.rule, $4, t.kind, t.title, t.channel, t.owner,"
-        " t.audience, ARRAY(SELECT jsonb_array_elements_text(t.regions::jsonb)), t.due_at,"
-        " t.priority, $5, $6, $6"
-        " FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[], $11::smallint[],"
-        " $12::text[], $13::text[], $14::text[], $15::timestamptz[], $16::smallint[])"
-        " AS t(task_id, rule, kind, title, channel, owner, audience, regions, due_at, priority)"
+        " SELECT t.task_id, t.regulation_id, t.trigger_id, t.trigger_type, t.rule, $1, t.kind,"
+        " t.title, t.channel, t.owner, t.audience,"
+        " ARRAY(SELECT jsonb_array_elements_text(t.regions::jsonb)), t.due_at, t.priority, $2,"
+        " $3, $3"
+        " FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],"
+        " $10::text[], $11::smallint[], $12::text[], $13::text[], $14::text[],"
+        " $15::timestamptz[], $16::smallint[])"
+        " AS t(task_id, regulation_id, trigger_id, trigger_type, rule, kind, title, channel,"
+        " owner, audience, regions, due_at, priority)"
         f" ON CONFLICT (task_id) DO NOTHING RETURNING {TASK_COLUMNS}",
-        event.regulation_id, event.id, event.type, playbook_version,
-        task_pb2.TASK_STATUS_CREATED, now,
-        [p.task_id for p in planned], [p.rule_id for p in planned], [p.kind for p in planned],
-        [p.title for p in planned], [p.channel for p in planned],
-        [p.owner_org_id for p in planned], [p.audience for p in planned],
-        [json.dumps(list(p.region_ids)) for p in planned], [p.due_at for p in planned],
-        [p.priority for p in planned])
-    return [task_from_row(row) for row in rows]
+        playbook_version, task_pb2.TASK_STATUS_CREATED, now,
+        [p.task_id for _, p in planned], [e.regulation_id for e, _ in planned],
+        [e.id for e, _ in planned], [e.type for e, _ in planned],
+        [p.rule_id for _, p in planned], [p.kind for _, p in planned],
+        [p.title for _, p in planned], [p.channel for _, p in planned],
+        [p.owner_org_id for _, p in planned], [p.audience for _, p in planned],
+        [json.dumps(list(p.region_ids)) for _, p in planned], [p.due_at for _, p in planned],
+        [p.priority for _, p in planned])
+    # RETURNING keeps no order: put the new tasks back in the planned one.
+    created = {str(row["task_id"]): row for row in rows}
+    return [task_from_row(created[p.task_id]) for _, p in planned if p.task_id in created]
 
 
 async def task_parties(conn: asyncpg.Connection, task_id: str) -> asyncpg.Record | None:

@@ -35,6 +35,7 @@ from prometheus_client import Counter, Gauge
 from policy.consultation.v1 import consultation_service_pb2 as api
 from policy.consultation.v1 import events_pb2 as events
 
+from policykit import audit
 from services.consultation import outbox
 from services.consultation.validation import PreparedComment
 
@@ -110,6 +111,7 @@ def new_comment_id(now: datetime, sequence: int) -> uuid.UUID:
 class _Job:
     comments: list[PreparedComment]
     done: asyncio.Future
+    caller: audit.Caller  # the writers run outside the calls: the audit log needs the caller
 
 
 class Intake:
@@ -151,7 +153,7 @@ class Intake:
             await self._wait_for_room(len(comments), wait_s)
         else:
             self._adjust(len(comments))
-        job = _Job(comments, asyncio.get_running_loop().create_future())
+        job = _Job(comments, asyncio.get_running_loop().create_future(), audit.caller())
         self._jobs.append(job)
         self._queued += len(comments)
         self._changed.set()
@@ -214,9 +216,10 @@ class Intake:
             jobs = self._take()
             self._writing += 1
             comments = [comment for job in jobs for comment in job.comments]
+            callers = [job.caller for job in jobs for _ in job.comments]
             started = loop.time()
             try:
-                outcomes = await self._write(comments)
+                outcomes = await self._write(comments, callers)
             except Exception as error:
                 log.exception("storing %d comment(s) failed", len(comments))
                 failure = IntakeUnavailable(f"comments not stored ({type(error).__name__}); "
@@ -238,15 +241,16 @@ class Intake:
                 self._release(len(comments))
                 self._changed.set()
 
-    async def _write(self, comments: list[PreparedComment]) -> list[Outcome]:
+    async def _write(self, comments: list[PreparedComment],
+                     callers: list[audit.Caller]) -> list[Outcome]:
         """Stores the comments that their consultations take, in one transaction, and
-        returns each comment's outcome."""
+        returns each comment's outcome; `callers` submitted them, one per comment."""
         # Resubmissions are rare: a batch is first stored without looking its keys up, and
         # only when one is taken (the unique key refuses the batch) again, looking them up.
         for attempt in range(1, ATTEMPTS + 1):
             try:
                 async with self.pool.acquire() as conn, conn.transaction():
-                    outcomes = await _store(conn, comments, self.clock(),
+                    outcomes = await _store(conn, comments, callers, self.clock(),
                                             look_up_keys=attempt > 1)
                 break
             except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
@@ -295,7 +299,8 @@ async def _windows(conn: asyncpg.Connection, regulation_ids: list[str],
     return open_, refused
 
 
-async def _store(conn: asyncpg.Connection, comments: list[PreparedComment], now: datetime,
+async def _store(conn: asyncpg.Connection, comments: list[PreparedComment],
+                 callers: list[audit.Caller], now: datetime,
                  look_up_keys: bool) -> list[Outcome]:
     open_, refused = await _windows(conn, sorted({c.regulation_id for c in comments}), now)
     consultation_of = {r: row["consultation_id"] for r, row in open_.items()}
@@ -313,8 +318,8 @@ async def _store(conn: asyncpg.Connection, comments: list[PreparedComment], now:
 
     outcomes: list[Outcome] = []
     records: list[tuple] = []
-    # Per regulation: the CommentReceived template, event ids, payloads, new texts.
-    received: dict[str, tuple[events.CommentReceived, list, list, dict]] = {}
+    # Per regulation: the CommentReceived template, event ids, payloads, new texts, callers.
+    received: dict[str, tuple[events.CommentReceived, list, list, dict, list]] = {}
     for sequence, comment in enumerate(comments):
         consultation_id = consultation_of.get(comment.regulation_id)
         if consultation_id is None:
@@ -336,8 +341,8 @@ async def _store(conn: asyncpg.Connection, comments: list[PreparedComment], now:
             template = events.CommentReceived(regulation_id=comment.regulation_id,
                                               consultation_id=str(consultation_id))
             template.received_at.FromDatetime(now)
-            received[comment.regulation_id] = (template, [], [], {})
-        event, event_ids, payloads, texts = received[comment.regulation_id]
+            received[comment.regulation_id] = (template, [], [], {}, [])
+        event, event_ids, payloads, texts, submitted_by = received[comment.regulation_id]
         event.comment_id = text_id
         event.commenter_pseudonym = comment.pseudonym
         event.stakeholder_type = comment.stakeholder_type
@@ -346,19 +351,21 @@ async def _store(conn: asyncpg.Connection, comments: list[PreparedComment], now:
         event.flagged_corrupted_text = comment.flagged
         event_ids.append(comment_id)
         payloads.append(event.SerializeToString())
+        submitted_by.append(callers[sequence])
         if not comment.flagged:
             texts.setdefault(comment.text_key, comment_id)
 
     if records:
         await conn.copy_records_to_table("comments", records=records, columns=COMMENT_COLUMNS)
     pending = [(consultation_of[regulation_id], key, comment_id)
-               for regulation_id, (*_, texts) in received.items()
+               for regulation_id, (_, _, _, texts, _) in received.items()
                for key, comment_id in texts.items()]
     if pending:
         await conn.copy_records_to_table("pending_texts", records=pending,
                                          columns=("consultation_id", "text_key",
                                                   "first_comment_id"))
-    for regulation_id, (event, event_ids, payloads, _) in received.items():
+    for regulation_id, (_, event_ids, payloads, _, submitted_by) in received.items():
         await outbox.enqueue_batch(conn, regulation_id, consultation_of[regulation_id],
-                                   COMMENT_RECEIVED, now, event_ids, payloads)
+                                   COMMENT_RECEIVED, now, event_ids, payloads,
+                                   callers=submitted_by)
     return outcomes

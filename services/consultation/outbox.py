@@ -20,7 +20,7 @@ import logging
 import time
 import uuid
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterable
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -28,6 +28,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from google.protobuf.message import Message
 from prometheus_client import Counter, Gauge
 
+from policykit import audit
 from policykit.envelope import EVENT_TYPES, Event, new_event, to_record
 from policykit.kafka_security import KafkaSecurity
 from policykit.outbox import OutboxError
@@ -52,21 +53,30 @@ async def enqueue(conn: asyncpg.Connection, payload: Message, *,
     """Adds one event to the outbox within the caller's open transaction; returns it."""
     event = new_event(payload, SOURCE, time=time)
     await enqueue_batch(conn, event.regulation_id, consultation_id, event.type, event.time,
-                        [uuid.UUID(event.id)], [payload.SerializeToString()])
+                        [uuid.UUID(event.id)], [payload.SerializeToString()],
+                        detail=audit.ids_of(payload))
     return event
 
 
 async def enqueue_batch(conn: asyncpg.Connection, regulation_id: str,
                         consultation_id: uuid.UUID | None, event_type: str, time: datetime,
-                        event_ids: list[uuid.UUID], payloads: list[bytes]) -> None:
+                        event_ids: list[uuid.UUID], payloads: list[bytes], *,
+                        callers: Iterable[audit.Caller] | None = None,
+                        detail: dict | None = None) -> None:
     """Adds events of one regulation, type and time — serialised payloads, NFC already —
-    within the caller's open transaction."""
+    within the caller's open transaction, and records the changes in the audit log: a row per
+    caller (`callers`, one per event; default the current caller) naming its events, with
+    `detail` (default the consultation's id)."""
     if not conn.is_in_transaction():
         raise OutboxError("enqueue must run inside the transaction that changes the state")
     await conn.execute(
         "INSERT INTO event_batches (regulation_id, consultation_id, event_type, event_time,"
         " events, event_ids, payloads) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         regulation_id, consultation_id, event_type, time, len(payloads), event_ids, payloads)
+    if detail is None and consultation_id is not None:
+        detail = {"consultation_id": str(consultation_id)}
+    await audit.record_events(conn, event_type, regulation_id, event_ids, callers=callers,
+                              detail=detail)
 
 
 class EventRelay:

@@ -212,7 +212,8 @@ def test_withdrawn_draft_cancels_its_open_tasks(engine, stub, producer):
 
 def test_restart_mid_stream_loses_no_event(engine_env, tmp_path, producer):
     """Runs its own engine: killed with SIGKILL while a stream of drafts is being handled."""
-    events = [draft_registered(provinces=("tp-ha-noi",)) for _ in range(150)]
+    # Enough that the engine, handling them in batches, is still at it when killed.
+    events = [draft_registered(provinces=("tp-ha-noi",)) for _ in range(600)]
     service = start_service("services.communication", tmp_path, {**engine_env,
                                                                  "GRPC_PORT": "0"})
     try:

@@ -1,0 +1,192 @@
+"""The audit log (issue #9): who changed what, when, and through which request.
+
+Every state change of the platform writes an `audit_log` row (migration 0003, append-only) in
+its own transaction, so the row exists exactly when the change does. Every change emits an
+event, so `policykit.outbox.enqueue` records a row per event it takes, naming it; the
+consultation service's batch outbox a row per request and regulation, naming the comments'
+events (a bulk import takes a few rows per thousand comments, not one each); `record` is for a
+change that emits none.
+
+Who and which request come from the context the change runs in:
+
+| via | actor | request, request_id, idempotency_key |
+|---|---|---|
+| grpc | the caller's organisation (policykit.auth; `anonymous` with AUTH_MODE=none) | the method path, the call's `x-request-id` (the client's or one made for it), the request's idempotency key |
+| event | `service:<schema>` | the type and id of the event being handled (policykit.jsonlog) |
+| timer | `service:<schema>` | none: the service's own timers and sweeps |
+
+Rows hold identifiers and roles only, never personal data: `detail` takes the ids of the
+event's payload (task, consultation, owner organisation …), never its text.
+
+`python -m policykit.audit` prints the log as JSON lines (docs/security.md)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+import asyncpg
+from google.protobuf.message import Message
+
+from policykit import auth, jsonlog
+from policykit.envelope import Event
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who makes a change, and through which request. `actor` None stands for the service
+    itself, which the database names after the schema."""
+
+    via: str
+    actor: str | None = None
+    roles: tuple[str, ...] = ()
+    authenticated_by: str | None = None
+    request: str | None = None
+    request_id: str | None = None
+    idempotency_key: str | None = None
+
+
+def caller() -> Caller:
+    """The caller of the change being made now: the gRPC call, else the event being handled,
+    else the service's own timer."""
+    try:
+        principal = auth.current_principal()
+    except LookupError:
+        event_id = jsonlog.current_event_id.get()
+        if event_id is None:
+            return Caller("timer")
+        return Caller("event", request=jsonlog.current_event_type.get(), request_id=event_id)
+    call = auth.current_call()
+    return Caller("grpc", principal.org or "anonymous", tuple(sorted(principal.roles)),
+                  principal.authenticated_by, call and call.method, call and call.request_id,
+                  (call and call.idempotency_key) or None)
+
+
+_INSERT = (
+    "INSERT INTO audit_log (actor, actor_roles, authenticated_by, via, request, request_id,"
+    " idempotency_key, action, subject, detail, event_ids)"
+    " VALUES (coalesce($1, 'service:' || current_schema()), $2, $3, $4, $5, $6, $7, $8, $9,"
+    " $10, $11)")
+
+
+async def record_emitted(conn: asyncpg.Connection, events: Iterable[Event], *,
+                         callers: Iterable[Caller] | None = None) -> None:
+    """Records the changes the events describe, a row each naming it (one round trip for all),
+    in the caller's open transaction. `callers`, one per event, default to the current one."""
+    events = list(events)
+    by = [caller()] * len(events) if callers is None else callers
+    await _insert(conn, [(who, event.type, event.subject, ids_of(event.payload), [event.id])
+                         for who, event in zip(by, events, strict=True)])
+
+
+async def record_events(conn: asyncpg.Connection, action: str, subject: str,
+                        event_ids: Iterable[str | uuid.UUID], *, detail: dict | None = None,
+                        callers: Iterable[Caller] | None = None) -> None:
+    """Records the change that emitted the events, in the caller's open transaction: a row
+    per caller naming its events. `callers`, one per event, default to the current one."""
+    events_of: dict[Caller, list[str | uuid.UUID]] = {}
+    if callers is None:
+        events_of[caller()] = list(event_ids)
+    else:
+        for by, event_id in zip(callers, event_ids, strict=True):
+            events_of.setdefault(by, []).append(event_id)
+    await _insert(conn, [(by, action, subject, detail, ids) for by, ids in events_of.items()])
+
+
+async def record(conn: asyncpg.Connection, action: str, subject: str,
+                 detail: dict | None = None) -> None:
+    """Records a change that emits no event, in the transaction that makes it. `detail` takes
+    identifiers only, never personal data."""
+    await _insert(conn, [(caller(), action, subject, detail, [])])
+
+
+async def _insert(conn: asyncpg.Connection,
+                  rows: list[tuple[Caller, str, str, dict | None, list]]) -> None:
+    """Writes rows of (caller, action, subject, detail, event ids)."""
+    if not conn.is_in_transaction():
+        raise RuntimeError("audit rows must be written in the transaction that changes the state")
+    await conn.executemany(_INSERT, [
+        (by.actor, by.roles, by.authenticated_by, by.via, by.request, by.request_id,
+         by.idempotency_key, action, subject,
+         None if detail is None else json.dumps(detail, ensure_ascii=False), event_ids)
+        for by, action, subject, detail, event_ids in rows])
+
+
+def ids_of(payload: Message) -> dict[str, str] | None:
+    """The identifiers an event's payload carries besides its regulation's — its own and its
+    nested messages' `*_id` fields (task, consultation, answer, owner organisation …) — the
+    audit row's detail. Text fields are left out: they may hold personal data."""
+    ids: dict[str, str] = {}
+
+    def collect(message: Message) -> None:
+        for field, value in message.ListFields():
+            if isinstance(value, Message):
+                collect(value)
+            elif (isinstance(value, str) and field.name.endswith("_id")
+                  and field.name != "regulation_id"):
+                ids.setdefault(field.name, value)
+
+    collect(payload)
+    return ids or None
+
+
+async def read(database_url: str, *, schema: str | None = None, subject: str | None = None,
+               actor: str | None = None, since: datetime | None = None,
+               limit: int | None = None) -> list[dict]:
+    """The audit rows of every service's schema (or one), oldest first, as dicts naming their
+    service."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        schemas = await conn.fetch(
+            "SELECT table_schema FROM information_schema.tables WHERE table_name = 'audit_log'"
+            " AND ($1::text IS NULL OR table_schema = $1) ORDER BY 1", schema)
+        if not schemas:
+            return []
+        names = [row["table_schema"] for row in schemas]
+        union = " UNION ALL ".join(
+            f"SELECT ($5::text[])[{n}] AS service, * FROM {_quoted(name)}.audit_log"
+            for n, name in enumerate(names, 1))
+        rows = await conn.fetch(
+            f"SELECT * FROM ({union}) AS a WHERE ($1::text IS NULL OR subject = $1)"
+            " AND ($2::text IS NULL OR actor = $2) AND ($3::timestamptz IS NULL"
+            " OR recorded_at >= $3) ORDER BY recorded_at, service, id LIMIT $4",
+            subject, actor, since, limit, names)
+    finally:
+        await conn.close()
+    return [{**dict(row), "detail": row["detail"] and json.loads(row["detail"])} for row in rows]
+
+
+def _quoted(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m policykit.audit",
+        description="Prints the audit log of every service (or one) as JSON lines, oldest "
+                    "first.")
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL"),
+                        help="default: DATABASE_URL")
+    parser.add_argument("--schema", help="one service's schema, e.g. drafting")
+    parser.add_argument("--subject", help="a regulation id")
+    parser.add_argument("--actor", help="an organisation id, or service:<name>")
+    parser.add_argument("--since", type=datetime.fromisoformat,
+                        help="ISO 8601, e.g. 2026-11-26T08:00:00+07:00")
+    parser.add_argument("--limit", type=int)
+    args = parser.parse_args(argv)
+    if not args.database_url:
+        parser.error("--database-url or DATABASE_URL is required")
+    rows = asyncio.run(read(args.database_url, schema=args.schema, subject=args.subject,
+                            actor=args.actor, since=args.since, limit=args.limit))
+    for row in rows:
+        print(json.dumps(row, ensure_ascii=False, default=str))
+
+
+if __name__ == "__main__":
+    main()
