@@ -54,10 +54,11 @@ client-tools: $(GRPCURL)
 k8s-validate: deps protos
 	bash k8s/validate.sh
 
-## bench: every benchmark in tests/bench, each against baselines measured in the same run
+## bench: every benchmark in tests/bench against baselines measured in the same run (Kafka's
+## perf tools come with the broker's jars, ghz is built on first use); one table, and
+## tests/bench/results/latest.json
 bench: deps protos
-	@set -e; for bench in tests/bench/bench_*.py; do \
-		$(PY) -m tests.bench.$$(basename $$bench .py); done
+	$(PY) -m tests.bench
 
 ## lint: buf lint on the protobuf contracts, then the event contracts (AsyncAPI, buf breaking)
 lint: $(BUF) protos

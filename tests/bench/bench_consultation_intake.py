@@ -41,9 +41,6 @@ from pathlib import Path
 
 import asyncpg
 import grpc
-import psutil
-from aiokafka import AIOKafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
 
 from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
 from deploy.local.postgres_server import PostgresServer
@@ -52,13 +49,16 @@ from policy.consultation.v1 import consultation_service_pb2 as api
 from policy.consultation.v1 import consultation_service_pb2_grpc as api_grpc
 from policy.consultation.v1 import events_pb2 as events
 from policy.drafting.v1 import events_pb2 as drafting
-from policykit.envelope import new_event, to_record
+from policykit.envelope import new_event
 from policykit.errors import retry_delay
 from policykit.grpc_server import GrpcServer
 from policykit.kafka_io import create_producer, publish
 from policykit.reference import default as reference_data
 from policykit.topics import ensure_topics
-from services.consultation.intake import COMMENT_COLUMNS
+from tests.bench import baselines
+from tests.bench.baselines import (aiokafka_produce_rate, comment_rows, event_records,
+                                   kafka_python_produce_rate)
+from tests.bench.measure import Sampler, write_results
 from tests.support import REPO, idle_rss_mb, start_service, topic_size
 
 RESULTS = Path(__file__).with_name("results") / "consultation_intake.json"
@@ -134,136 +134,6 @@ def corpus(count: int, regulation_id: str, seed: int = 17) -> list[api.Comment]:
             comment.contact.phone = f"09{rng.randint(10_000_000, 99_999_999)}"
         comments.append(comment)
     return comments
-
-
-def _sample_rss(pid: int, stop: threading.Event, samples: list[int]) -> None:
-    process = psutil.Process(pid)
-    while not stop.is_set():
-        try:
-            samples.append(process.memory_info().rss)
-        except psutil.Error:
-            return
-        stop.wait(0.2)
-
-
-class Sampler:
-    """The service's resident memory, sampled five times a second while in use."""
-
-    def __init__(self, pid: int):
-        self.samples: list[int] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=_sample_rss, args=(pid, self._stop, self.samples),
-                                        daemon=True)
-
-    def __enter__(self) -> "Sampler":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    @property
-    def peak_mb(self) -> float:
-        return max(self.samples, default=0) / 2**20
-
-
-# ---- baselines ------------------------------------------------------------------------------
-
-def _rows(comments: list[api.Comment]) -> list[tuple]:
-    """Rows shaped like the service's comments table, for the COPY baseline."""
-    now = datetime.now(timezone.utc)
-    consultation_id = uuid.uuid4()
-    return [(uuid.uuid4(), consultation_id, c.idempotency_key, now, c.stakeholder_type,
-             c.province_code, c.province_code, c.article_ref, c.article_ref, c.text,
-             random.getrandbits(63), False, "", c.contact.name, c.contact.email,
-             c.contact.phone, "") for c in comments]
-
-
-async def copy_baseline(database_url: str, rows: list[tuple], connections: int = 4,
-                        batch: int = 2_000) -> float:
-    """Rows per second that plain COPY reaches into a table without indexes."""
-    setup = await asyncpg.connect(database_url)
-    await setup.execute("DROP TABLE IF EXISTS bench_plain_comments")
-    await setup.execute(
-        "CREATE TABLE bench_plain_comments (comment_id uuid, consultation_id uuid,"
-        " idempotency_key text, received_at timestamptz, stakeholder_type smallint,"
-        " province_code text, province_id text, article_ref text, article text, text text,"
-        " text_key bigint, flagged_corrupted boolean, commenter_pseudonym text,"
-        " contact_name text, contact_email text, contact_phone text,"
-        " contact_organisation text)")
-    pool = await asyncpg.create_pool(database_url, min_size=connections, max_size=connections)
-    batches = [rows[i:i + batch] for i in range(0, len(rows), batch)]
-
-    async def copy(part: list) -> None:
-        async with pool.acquire() as conn, conn.transaction():
-            await conn.copy_records_to_table("bench_plain_comments", records=part,
-                                             columns=COMMENT_COLUMNS)
-
-    started = time.perf_counter()
-    queue = list(batches)
-
-    async def worker() -> None:
-        while queue:
-            await copy(queue.pop())
-
-    await asyncio.gather(*(worker() for _ in range(connections)))
-    elapsed = time.perf_counter() - started
-    await pool.close()
-    await setup.execute("DROP TABLE bench_plain_comments")
-    await setup.close()
-    return len(rows) / elapsed
-
-
-def _records(count: int, value_size: int) -> list[tuple[bytes, bytes, list]]:
-    payload = events.CommentReceived(regulation_id="bench")
-    key, _, headers = to_record(new_event(payload, "policy/consultation"))
-    value = os.urandom(value_size)
-    return [(key, value, [(n, str(uuid.uuid4()).encode() if n == "ce_id" else v)
-                          for n, v in headers]) for _ in range(count)]
-
-
-def kafka_python_baseline(bootstrap: str, records: list) -> float:
-    topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
-    _create_topic(bootstrap, topic)
-    producer = create_producer(bootstrap, client_id="bench-baseline")
-    started = time.perf_counter()
-    for key, value, headers in records:
-        producer.send(topic, key=key, value=value, headers=headers)
-    producer.flush()
-    elapsed = time.perf_counter() - started
-    producer.close()
-    return len(records) / elapsed
-
-
-async def aiokafka_baseline(bootstrap: str, records: list) -> float:
-    topic = f"bench.baseline.{uuid.uuid4().hex[:8]}"
-    _create_topic(bootstrap, topic)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
-                                linger_ms=5, max_batch_size=512 * 1024)
-    await producer.start()
-    started = time.perf_counter()
-    deliveries, batch = [], producer.create_batch()
-    for key, value, headers in records:
-        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-            batch.close()
-            deliveries.append(await producer.send_batch(batch, topic, partition=0))
-            batch = producer.create_batch()
-            batch.append(key=key, value=value, timestamp=None, headers=headers)
-    batch.close()
-    deliveries.append(await producer.send_batch(batch, topic, partition=0))
-    await asyncio.gather(*deliveries)
-    elapsed = time.perf_counter() - started
-    await producer.stop()
-    return len(records) / elapsed
-
-
-def _create_topic(bootstrap: str, topic: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        admin.create_topics([NewTopic(topic, 6, 1)])
-    finally:
-        admin.close()
 
 
 # ---- the platform ---------------------------------------------------------------------------
@@ -424,7 +294,7 @@ def _stream_messages(comments: list[api.Comment], streams: int, per_message: int
                          for first in range(0, len(comments), per_stream))]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_consultation_intake",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--comments", type=int, default=200_000, help="bulk corpus size")
@@ -432,7 +302,7 @@ def main() -> None:
     parser.add_argument("--per-message", type=int, default=500, help="comments a message")
     parser.add_argument("--unary", type=int, default=20_000, help="unary requests")
     parser.add_argument("--concurrency", type=int, default=64, help="unary concurrency")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     load_before = os.getloadavg()
 
     with tempfile.TemporaryDirectory(prefix="bench-consultation-") as tmp, ExitStack() as stack:
@@ -457,10 +327,10 @@ def main() -> None:
             article_ref=c.article_ref).SerializeToString()) + 12 for c in comments[:1000])
 
         print("baselines …", flush=True)
-        copy_rate = asyncio.run(copy_baseline(database_url, _rows(comments)))
-        baseline_records = _records(30_000, int(payload_size))
-        kafka_python_rate = kafka_python_baseline(bootstrap, baseline_records)
-        aiokafka_rate = asyncio.run(aiokafka_baseline(bootstrap, baseline_records))
+        copy_rate = asyncio.run(baselines.copy_rate(database_url, comment_rows(comments)))
+        baseline_records = event_records(30_000, int(payload_size))
+        kafka_python_rate = kafka_python_produce_rate(bootstrap, baseline_records)
+        aiokafka_rate = asyncio.run(aiokafka_produce_rate(bootstrap, baseline_records))
         ceiling = grpc_ceiling(args.unary, args.concurrency, workdir)
 
         service = start_service("services.consultation", workdir, {
@@ -524,9 +394,8 @@ def main() -> None:
                                                               unary["peak_rss_mb"])},
         "service_exit_code": exit_code,
     }
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     _print(results)
+    write_results(results, results_path)
 
 
 def _print(results: dict) -> None:
@@ -565,7 +434,6 @@ def _print(results: dict) -> None:
     print(f"\n{'consultation intake':<{width}}  {'measured':>24}  ratio")
     for name, value, ratio in rows:
         print(f"{name:<{width}}  {value:>24}  {ratio}")
-    print(f"\nwritten to {RESULTS.relative_to(REPO)}")
 
 
 if __name__ == "__main__":

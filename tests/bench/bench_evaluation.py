@@ -27,14 +27,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import platform
 import random
-import statistics
 import tempfile
 import time
-import uuid
 from contextlib import ExitStack
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -42,9 +39,8 @@ from pathlib import Path
 import asyncpg
 import grpc
 import psutil
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
-from kafka import KafkaConsumer
 
 from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
 from deploy.local.postgres_server import PostgresServer
@@ -57,6 +53,8 @@ from policykit.reference import default as reference_data
 from policykit.topics import ensure_topics
 from services.evaluation.scorecards import COUNTERS_SQL, LOST_ITEMS_SQL
 from services.evaluation.scoring import COMPONENT_NAMES
+from tests.bench.baselines import aiokafka_consume_rate, kafka_python_consume_rate
+from tests.bench.measure import percentiles, write_results
 from tests.support import REPO, idle_rss_mb, start_service
 
 RESULTS = Path(__file__).with_name("results") / "evaluation.json"
@@ -64,13 +62,6 @@ TOPIC = "policy.delivery-reports.v1"
 VIETNAM = timezone(timedelta(hours=7))
 YEAR = 2027
 TARGETS = {"delivery_reports_per_s": 50_000, "scorecard_p95_ms": 200}
-
-
-def percentiles(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {"p50": statistics.median(ordered),
-            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
-            "calls": len(ordered)}
 
 
 def rss_mb(pid: int) -> float:
@@ -128,38 +119,6 @@ async def produce(bootstrap: str, records: list, total: int) -> float:
         return total / (time.perf_counter() - started)
     finally:
         await producer.stop()
-
-
-def kafka_python_consume_rate(bootstrap: str, count: int) -> float:
-    consumer = KafkaConsumer(TOPIC, bootstrap_servers=bootstrap, group_id=f"b-{uuid.uuid4()}",
-                             auto_offset_reset="earliest", enable_auto_commit=False,
-                             max_poll_records=10_000, fetch_max_bytes=64 * 2**20,
-                             max_partition_fetch_bytes=8 * 2**20)
-    try:
-        read, started = 0, None
-        while read < count:
-            for batch in consumer.poll(timeout_ms=500).values():
-                started = started or time.perf_counter()
-                read += len(batch)
-        return read / (time.perf_counter() - started)
-    finally:
-        consumer.close()
-
-
-async def aiokafka_consume_rate(bootstrap: str, count: int) -> float:
-    consumer = AIOKafkaConsumer(TOPIC, bootstrap_servers=bootstrap, group_id=f"b-{uuid.uuid4()}",
-                                auto_offset_reset="earliest", enable_auto_commit=False,
-                                fetch_max_bytes=64 * 2**20, max_partition_fetch_bytes=8 * 2**20)
-    await consumer.start()
-    try:
-        read, started = 0, None
-        while read < count:
-            for batch in (await consumer.getmany(timeout_ms=500, max_records=20_000)).values():
-                started = started or time.perf_counter()
-                read += len(batch)
-        return read / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 async def aggregation_rate(database_url: str, total: int, pid: int,
@@ -411,8 +370,8 @@ def run(reports: int, task_count: int, calls: int, kafka_python_sample: int) -> 
         produce_rate = asyncio.run(produce(bootstrap, records, reports))
         print(f"measuring baselines: kafka-python on {kafka_python_sample:,}, aiokafka on all …",
               flush=True)
-        kafka_python_rate = kafka_python_consume_rate(bootstrap, kafka_python_sample)
-        aiokafka_rate = asyncio.run(aiokafka_consume_rate(bootstrap, reports))
+        kafka_python_rate = kafka_python_consume_rate(bootstrap, TOPIC, kafka_python_sample)
+        aiokafka_rate = asyncio.run(aiokafka_consume_rate(bootstrap, TOPIC, reports))
 
         print("aggregating …", flush=True)
         service = start_service("services.evaluation", workdir, env)
@@ -479,7 +438,7 @@ def show(results: dict) -> None:
         print(f"{name:<{width}}  {value:<32} {note}")
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_evaluation",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--reports", type=int, default=2_000_000)
@@ -490,10 +449,8 @@ def main(argv: list[str] | None = None) -> None:
     started = time.monotonic()
     results = run(args.reports, args.tasks, args.calls, args.kafka_python_sample)
     results["wall_clock_s"] = round(time.monotonic() - started)
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
     show(results)
-    print(f"written to {RESULTS.relative_to(REPO)} in {results['wall_clock_s']} s")
+    write_results(results, results_path)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,81 @@
+"""What the benchmarks measure with and against: a broker and a PostgreSQL server, resident
+memory sampled while a process is in use, latency percentiles."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import threading
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psutil
+
+from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
+from deploy.local.postgres_server import PostgresServer
+from policykit.topics import ensure_topics
+from tests.support import REPO
+
+
+@contextmanager
+def broker_and_database(workdir: Path) -> Iterator[tuple[str, str]]:
+    """A Kafka broker with the declared topics and a PostgreSQL server, in `workdir` on free
+    ports; yields the bootstrap servers and the database URL."""
+    broker = KafkaBroker(workdir / "kafka", free_port(), free_port(),
+                         ensure_jars(REPO / ".cache"), heap="1g")
+    database = PostgresServer(workdir / "postgres", free_port())
+    with ExitStack() as stack:
+        # Stopped even when interrupted while starting; stopping what never ran does nothing.
+        stack.callback(broker.stop)
+        broker.start()
+        stack.callback(database.stop)
+        database.start()
+        ensure_topics(broker.bootstrap_servers)
+        yield broker.bootstrap_servers, database.url
+
+
+def _sample_rss(pid: int, stop: threading.Event, samples: list[int]) -> None:
+    process = psutil.Process(pid)
+    while not stop.is_set():
+        try:
+            samples.append(process.memory_info().rss)
+        except psutil.Error:
+            return
+        stop.wait(0.2)
+
+
+class Sampler:
+    """A process's resident memory, sampled five times a second while in use."""
+
+    def __init__(self, pid: int):
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=_sample_rss, args=(pid, self._stop, self.samples),
+                                        daemon=True)
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @property
+    def peak_mb(self) -> float:
+        return max(self.samples, default=0) / 2**20
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"p50": statistics.median(ordered),
+            "p95": ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))],
+            "calls": len(ordered)}
+
+
+def write_results(results: dict, path: Path) -> None:
+    """Writes a benchmark's results as JSON, Vietnamese text left readable."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
+    print(f"written to {path}")
