@@ -54,7 +54,7 @@ from policykit.topics import ensure_topics
 from services.evaluation.scorecards import COUNTERS_SQL, LOST_ITEMS_SQL
 from services.evaluation.scoring import COMPONENT_NAMES
 from tests.bench.baselines import aiokafka_consume_rate, kafka_python_consume_rate
-from tests.bench.measure import percentiles, write_results
+from tests.bench.measure import percentiles, run_timed
 from tests.support import REPO, idle_rss_mb, start_service
 
 RESULTS = Path(__file__).with_name("results") / "evaluation.json"
@@ -446,11 +446,7 @@ def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--kafka-python-sample", type=int, default=300_000)
     args = parser.parse_args(argv)
-    started = time.monotonic()
-    results = run(args.reports, args.tasks, args.calls, args.kafka_python_sample)
-    results["wall_clock_s"] = round(time.monotonic() - started)
-    show(results)
-    write_results(results, results_path)
+    run_timed(lambda: run(args.reports, args.tasks, args.calls, args.kafka_python_sample), show, results_path)
 
 
 if __name__ == "__main__":

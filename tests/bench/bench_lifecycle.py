@@ -54,7 +54,7 @@ from services.communication.handlers import CONSUMER, SOURCE, regulation_from_dr
 from services.communication.planner import plan
 from tests.bench.baselines import (aiokafka_consume_rate, create_topic,
                                    kafka_python_produce_rate)
-from tests.bench.measure import Sampler, broker_and_database, write_results
+from tests.bench.measure import Sampler, broker_and_database, run_timed
 from tests.support import idle_rss_mb, start_service, topic_size
 
 RESULTS = Path(__file__).with_name("results") / "lifecycle.json"
@@ -437,11 +437,7 @@ def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
     parser.add_argument("--seconds", type=float, default=20, help="duration of each load")
     parser.add_argument("--baseline-rows", type=int, default=20_000)
     args = parser.parse_args(argv)
-    started = time.monotonic()
-    results = run(args.events, args.loads, args.seconds, args.baseline_rows)
-    results["wall_clock_s"] = round(time.monotonic() - started)
-    show(results)
-    write_results(results, results_path)
+    run_timed(lambda: run(args.events, args.loads, args.seconds, args.baseline_rows), show, results_path)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 import threading
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import psutil
 
@@ -79,3 +80,12 @@ def write_results(results: dict, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", "utf-8")
     print(f"written to {path}")
+
+
+def run_timed(run: Callable[[], dict], show: Callable[[dict], None], path: Path) -> None:
+    """Runs a benchmark, adds its wall-clock time to its results, shows and writes them."""
+    started = time.monotonic()
+    results = run()
+    results["wall_clock_s"] = round(time.monotonic() - started)
+    show(results)
+    write_results(results, path)

@@ -23,8 +23,8 @@ from policykit import audit
 from policykit.grpc_server import REQUEST_ID
 from services.consultation.tests.helpers import comment
 from services.drafting.tests.helpers import key, register_request
-from tests.security.tokens import bearer, write_tokens_file
-from tests.support import eventually, platform_env, start_service
+from tests.security.tokens import bearer, start_with_tokens
+from tests.support import eventually
 
 DRAFTING = "/policy.drafting.v1.DraftingService/"
 TASKS = "/policy.communication.v1.TaskService/"
@@ -36,10 +36,8 @@ TEXT = "Gọi tôi theo số 0987654417, bảo mật giúp tôi ý kiến về �
 @pytest.fixture(scope="module")
 def channels(platform_topics, database_url, tmp_path_factory):
     folder = tmp_path_factory.mktemp("audit-log")
-    env = platform_env(platform_topics, database_url, {
-        "AUTH_MODE": "tokens", "AUTH_TOKENS_FILE": str(write_tokens_file(folder / "tokens.yaml"))})
-    started = {name: start_service(f"services.{name}", folder, env)
-               for name in ("drafting", "communication", "consultation")}
+    started = start_with_tokens(("drafting", "communication", "consultation"), folder,
+                                platform_topics, database_url)
     channels = {name: grpc.insecure_channel(s.grpc_target) for name, s in started.items()}
     yield channels
     for channel in channels.values():

@@ -13,8 +13,7 @@ from policy_sdk import DraftingClient, PermissionDenied, RetryPolicy, Unauthenti
 from policy_sdk.tests.proxy import LossyProxy
 from policyctl import errors
 from policyctl.cli import cli
-from tests.security.tokens import TOKENS, write_tokens_file
-from tests.support import platform_env, start_service
+from tests.security.tokens import TOKENS, start_with_tokens
 
 DRAFT = dict(regulation_type="REGULATION_TYPE_DECREE", title="Nghị định về đất trồng lúa",
              impact_level="IMPACT_LEVEL_LOW", affected_province_codes=["02"])
@@ -23,10 +22,8 @@ DRAFT = dict(regulation_type="REGULATION_TYPE_DECREE", title="Nghị định v�
 @pytest.fixture(scope="module")
 def services(platform_topics, database_url, tmp_path_factory):
     folder = tmp_path_factory.mktemp("clients-with-tokens")
-    env = platform_env(platform_topics, database_url, {
-        "AUTH_MODE": "tokens", "AUTH_TOKENS_FILE": str(write_tokens_file(folder / "tokens.yaml"))})
-    started = {name: start_service(f"services.{name}", folder, env)
-               for name in ("drafting", "communication")}
+    started = start_with_tokens(("drafting", "communication"), folder, platform_topics,
+                                database_url)
     yield {name: service.grpc_target for name, service in started.items()}
     for service in started.values():
         service.terminate()

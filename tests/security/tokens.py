@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 
 from policykit.auth import token_digest
+from tests.support import platform_env, start_service
 
 # Caller: (organisation, roles). The draft's lead agency is registered as btnmt, the pre-2025
 # id of bnnmt: the owner speaks for it as its successor.
@@ -37,3 +38,11 @@ def write_tokens_file(path: Path) -> Path:
 def bearer(caller: str) -> list[tuple[str, str]]:
     """The call metadata of the caller."""
     return [("authorization", f"Bearer {TOKENS[caller]}")]
+
+
+def start_with_tokens(names: tuple[str, ...], folder: Path, bootstrap: str,
+                      database_url: str) -> dict:
+    """Starts the services by name with AUTH_MODE=tokens, knowing every caller's token."""
+    env = platform_env(bootstrap, database_url, {
+        "AUTH_MODE": "tokens", "AUTH_TOKENS_FILE": str(write_tokens_file(folder / "tokens.yaml"))})
+    return {name: start_service(f"services.{name}", folder, env) for name in names}
