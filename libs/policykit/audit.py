@@ -1,7 +1,7 @@
 """The audit log (issue #9): who changed what, when, and through which request.
 
 Every state change of the platform writes an `audit_log` row (migration 0003, append-only) in
-its own transaction, so the row exists exactly when the change does. Every change emits an
+the transaction that makes the change, so the row exists exactly when the change does. Every change emits an
 event, so `policykit.outbox.enqueue` records a row per event it takes, naming it; the
 consultation service's batch outbox a row per request and regulation, naming the comments'
 events (a bulk import takes a few rows per thousand comments, not one each); `record` is for a
