@@ -28,7 +28,7 @@ from policykit.config import ConfigError, ServiceSettings
 from policykit.grpc_server import GrpcServer
 from policykit.kafka_io import create_producer
 from policykit.kafka_security import KafkaSecurity
-from policykit.outbox import OutboxRelay
+from policykit.outbox import OutboxRelay, create_relay_producer
 from policykit.topics import ensure_topics
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ async def serve(name: str, migrations: Path, setup: Setup,
     try:
         parts = await setup(ServiceContext(settings, pool, producer, stop))
         relay = OutboxRelay(pool, functools.partial(
-            create_producer, settings.kafka_bootstrap_servers, settings.kafka_security,
+            create_relay_producer, settings.kafka_bootstrap_servers, settings.kafka_security,
             client_id=f"{name}-outbox"), name,
             poll_interval_s=settings.outbox_poll_interval_ms / 1000)
         # The relay stops last, after in-flight calls have written their outbox rows.
@@ -101,7 +101,7 @@ async def serve(name: str, migrations: Path, setup: Setup,
         await server.stop(settings.shutdown_grace_seconds)
         relay_stop.set()
         await asyncio.gather(*workers, return_exceptions=True)
-        await loop.run_in_executor(None, relay.close)
+        await relay.close()
         if failed is not None:
             raise RuntimeError("a background worker failed") from failed.exception()
     finally:

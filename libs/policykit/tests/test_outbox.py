@@ -11,8 +11,8 @@ import pytest
 from policy.drafting.v1 import events_pb2 as drafting
 from policykit import db
 from policykit.envelope import from_record, new_event
-from policykit.kafka_io import create_producer
-from policykit.outbox import OutboxError, OutboxRelay, enqueue, first_delivery
+from policykit.outbox import (OutboxError, OutboxRelay, create_relay_producer, enqueue,
+                              first_delivery)
 from tests.support import PYTHONPATH, REPO, read_topic, topic_size
 
 
@@ -38,10 +38,11 @@ async def test_rolled_back_rows_are_never_published_committed_ones_once(
     async with pool.acquire() as conn, conn.transaction():
         await enqueue(conn, topic_name, committed)
 
-    relay = OutboxRelay(pool, functools.partial(create_producer, kafka_bootstrap), schema_name)
+    relay = OutboxRelay(pool, functools.partial(create_relay_producer, kafka_bootstrap),
+                        schema_name)
     assert await relay.publish_batch() == 1
     assert await relay.publish_batch() == 0
-    relay.close()
+    await relay.close()
 
     assert topic_size(kafka_bootstrap, topic_name) == 1
     records = read_topic(kafka_bootstrap, [topic_name], lambda r: len(r) >= 1)
