@@ -19,17 +19,41 @@ from policykit.envelope import Event, from_record, headers_from_json, headers_to
 
 async def defer(conn: asyncpg.Connection, event: Event) -> None:
     """Keeps the event; a redelivered copy is kept once."""
-    key, value, headers = to_record(event)
+    await defer_many(conn, [event])
+
+
+async def defer_many(conn: asyncpg.Connection, events: list[Event]) -> None:
+    """Keeps the events, in their order, in one statement; a redelivered copy is kept once."""
+    if not events:
+        return
+    records = [to_record(event) for event in events]
     await conn.execute(
         "INSERT INTO deferred_events (event_id, regulation_id, record_key, value, headers)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (event_id) DO NOTHING",
-        event.id, event.regulation_id, key, value, headers_to_json(headers))
+        " SELECT e.event_id, e.regulation_id, e.record_key, e.value, e.headers"
+        " FROM unnest($1::text[], $2::text[], $3::bytea[], $4::bytea[], $5::jsonb[])"
+        " WITH ORDINALITY AS e(event_id, regulation_id, record_key, value, headers, n)"
+        " ORDER BY e.n ON CONFLICT (event_id) DO NOTHING",
+        [event.id for event in events], [event.regulation_id for event in events],
+        [key for key, _, _ in records], [value for _, value, _ in records],
+        [headers_to_json(headers) for _, _, headers in records])
 
 
 async def take_deferred(conn: asyncpg.Connection, regulation_id: str) -> list[Event]:
     """Removes and returns the events kept for the regulation, in arrival order."""
+    return (await take_deferred_many(conn, [regulation_id])).get(regulation_id, [])
+
+
+async def take_deferred_many(conn: asyncpg.Connection,
+                             regulation_ids: list[str]) -> dict[str, list[Event]]:
+    """Removes and returns the events kept for the regulations, by regulation, each list in
+    arrival order."""
+    if not regulation_ids:
+        return {}
     rows = await conn.fetch(
-        "DELETE FROM deferred_events WHERE regulation_id = $1"
-        " RETURNING id, record_key, value, headers", regulation_id)
-    return [from_record(bytes(r["record_key"]), bytes(r["value"]), headers_from_json(r["headers"]))
-            for r in sorted(rows, key=lambda r: r["id"])]
+        "DELETE FROM deferred_events WHERE regulation_id = ANY($1::text[])"
+        " RETURNING id, regulation_id, record_key, value, headers", regulation_ids)
+    taken: dict[str, list[Event]] = {}
+    for row in sorted(rows, key=lambda r: r["id"]):
+        taken.setdefault(row["regulation_id"], []).append(from_record(
+            bytes(row["record_key"]), bytes(row["value"]), headers_from_json(row["headers"])))
+    return taken

@@ -52,15 +52,39 @@ def regulation_from_draft(payload: drafting.DraftRegistered) -> Regulation:
 
 class _Pending:
     """What the events handled in one transaction produce, written together rather than per
-    event: their planned tasks (stored before anything reads the tasks table, and at the end)
-    and their task events, in order, each with the caller it is audited as; and the
-    regulations that had deferred events when it began or have deferred ones since."""
+    event: what is known of their regulations (read once, changes saved before any task is
+    stored), their planned tasks (stored before anything reads the tasks table, and at the
+    end) and their task events, in order, each with the caller it is audited as; and the
+    events that overtook the registration of their regulation, by regulation, in arrival
+    order (those kept by earlier transactions for the registrations among these events, then
+    those among these events)."""
 
-    def __init__(self, with_deferred: set[str]):
-        self.with_deferred = with_deferred
+    def __init__(self, regulations: dict[str, tuple[Regulation, bool]],
+                 overtaken: dict[str, list[Event]]):
+        self.regulations = regulations  # (regulation, withdrawn) by id, as applied so far
+        self.unsaved: dict[str, Regulation] = {}
+        self.withdrawn: list[str] = []
+        self.overtaken = overtaken
         self.planned: list[tuple[Event, PlannedTask, audit.Caller]] = []
         self.events: list[Event] = []
         self.callers: list[audit.Caller] = []
+
+    def save(self, regulation: Regulation) -> None:
+        known = self.regulations.get(regulation.regulation_id)
+        self.regulations[regulation.regulation_id] = (regulation, bool(known and known[1]))
+        self.unsaved[regulation.regulation_id] = regulation
+
+    def withdraw(self, regulation_id: str) -> None:
+        self.regulations[regulation_id] = (self.regulations[regulation_id][0], True)
+        self.withdrawn.append(regulation_id)
+
+    async def write_regulations(self, conn: asyncpg.Connection) -> None:
+        if self.unsaved:
+            await storage.save_regulations(conn, list(self.unsaved.values()))
+            self.unsaved.clear()
+        if self.withdrawn:
+            await storage.mark_withdrawn(conn, self.withdrawn)
+            self.withdrawn.clear()
 
     def plan(self, event: Event, tasks: list[PlannedTask]) -> None:
         by = audit.caller()
@@ -105,16 +129,24 @@ class TaskEngine:
         and the task events they emit in one outbox statement and one audit statement."""
         registered = {event.regulation_id: event for event in events
                       if isinstance(event.payload, drafting.DraftRegistered)}
-        pending = _Pending(await storage.with_deferred_events(conn, list(registered)))
+        pending = _Pending(
+            await storage.get_regulations(conn, list({e.regulation_id for e in events})),
+            await deferred.take_deferred_many(conn, list(registered)))
         for event in events:
             with event_scope(event):
                 await self.apply(conn, event, pending)
+        # Those still waiting for their registration are kept for a later transaction.
+        await deferred.defer_many(conn, [event for waiting in pending.overtaken.values()
+                                         for event in waiting])
+        pending.overtaken.clear()
         # A replica handling another topic may have deferred events of these regulations since
         # the batch began (it cannot see them registered before this commits): take them now,
         # as a registration handled alone would, rather than leave them waiting for ever.
-        for regulation_id in await storage.with_deferred_events(conn, list(registered)):
+        caught_up = await deferred.take_deferred_many(conn, list(registered))
+        for regulation_id, overtaken in caught_up.items():
             with event_scope(registered[regulation_id]):
-                await self._apply_overtaken(conn, regulation_id, pending)
+                for event in overtaken:
+                    await self.apply(conn, event, pending)
         await self._store_planned(conn, pending)
         await enqueue_many(conn, TASK_TOPIC, pending.events, callers=pending.callers)
 
@@ -123,43 +155,36 @@ class TaskEngine:
         payload = event.payload
         if isinstance(payload, drafting.DraftRegistered):
             regulation = regulation_from_draft(payload)
-            await storage.save_regulation(conn, regulation)
+            pending.save(regulation)
             self._plan_tasks(event, regulation, pending)
-            # Most registrations overtook nothing: look only when the batch says so.
-            if event.regulation_id in pending.with_deferred:
-                await self._apply_overtaken(conn, event.regulation_id, pending)
+            for overtaken in pending.overtaken.pop(event.regulation_id, ()):
+                await self.apply(conn, overtaken, pending)
             return
-        known = await storage.get_regulation(conn, event.regulation_id)
+        known = pending.regulations.get(event.regulation_id)
         if known is None:
             # Another topic's event overtook the registration: keep it until that arrives.
             log.info("deferring %s until %s is registered", event.type, event.regulation_id)
-            await deferred.defer(conn, event)
-            pending.with_deferred.add(event.regulation_id)
+            pending.overtaken.setdefault(event.regulation_id, []).append(event)
             return
         regulation, withdrawn = known
         if withdrawn:
             return
         if isinstance(payload, drafting.DraftRevised) and payload.title:
             regulation = replace(regulation, title=payload.title)
-            await storage.save_regulation(conn, regulation)
+            pending.save(regulation)
         elif isinstance(payload, drafting.ImpactAssessed):
             regulation = replace(
                 regulation, impact_level=payload.impact_level or regulation.impact_level,
                 affected_groups=tuple(payload.affected_groups) or regulation.affected_groups,
                 affected_province_codes=tuple(payload.affected_province_codes)
                 or regulation.affected_province_codes)
-            await storage.save_regulation(conn, regulation)
+            pending.save(regulation)
         elif isinstance(payload, drafting.DraftWithdrawn):
-            await storage.mark_withdrawn(conn, event.regulation_id)
+            pending.withdraw(event.regulation_id)
             await self._cancel_open_tasks(conn, event, f"dự thảo đã rút: {payload.reason}",
                                           pending)
             return
         self._plan_tasks(event, regulation, pending)
-
-    async def _apply_overtaken(self, conn: asyncpg.Connection, regulation_id: str,
-                               pending: _Pending) -> None:
-        for overtaken in await deferred.take_deferred(conn, regulation_id):
-            await self.apply(conn, overtaken, pending)
 
     def _plan_tasks(self, event: Event, regulation: Regulation, pending: _Pending) -> None:
         try:
@@ -168,7 +193,9 @@ class TaskEngine:
             raise RejectedEvent(f"reference data: {error}") from None
 
     async def _store_planned(self, conn: asyncpg.Connection, pending: _Pending) -> None:
-        """Stores the tasks planned so far and emits TaskCreated for those that are new."""
+        """Stores the tasks planned so far, after the regulations they belong to, and emits
+        TaskCreated for those that are new."""
+        await pending.write_regulations(conn)
         planned, pending.planned = pending.planned, []
         created = await storage.insert_tasks(conn, [(event, task) for event, task, _ in planned],
                                              self.playbook.version, storage.utc_now())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 import asyncpg
@@ -30,40 +29,32 @@ def regulation_from_row(row: asyncpg.Record) -> Regulation:
         planned_adoption=row["planned_adoption"])
 
 
-async def save_regulation(conn: asyncpg.Connection, regulation: Regulation) -> None:
-    """Inserts or replaces what is known of the regulation."""
-    await conn.execute(
+async def save_regulations(conn: asyncpg.Connection, regulations: list[Regulation]) -> None:
+    """Inserts or replaces what is known of the regulations (their withdrawal aside), in one
+    round trip."""
+    await conn.executemany(
         f"INSERT INTO regulations ({_REGULATION_COLUMNS}) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)"
         " ON CONFLICT (regulation_id) DO UPDATE SET regulation_type = $2, title = $3,"
         " lead_agency_id = $4, impact_level = $5, affected_groups = $6,"
         " affected_province_codes = $7, planned_consultation_start = $8, planned_adoption = $9",
-        regulation.regulation_id, regulation.regulation_type, regulation.title,
-        regulation.lead_agency_id, regulation.impact_level, list(regulation.affected_groups),
-        list(regulation.affected_province_codes), regulation.planned_consultation_start,
-        regulation.planned_adoption)
+        [(r.regulation_id, r.regulation_type, r.title, r.lead_agency_id, r.impact_level,
+          list(r.affected_groups), list(r.affected_province_codes),
+          r.planned_consultation_start, r.planned_adoption) for r in regulations])
 
 
-async def get_regulation(conn: asyncpg.Connection,
-                         regulation_id: str) -> tuple[Regulation, bool] | None:
-    """Returns (regulation, withdrawn), or None when no DraftRegistered was seen for it."""
-    row = await conn.fetchrow(
-        f"SELECT {_REGULATION_COLUMNS}, withdrawn FROM regulations WHERE regulation_id = $1",
-        regulation_id)
-    return (regulation_from_row(row), row["withdrawn"]) if row else None
+async def get_regulations(conn: asyncpg.Connection,
+                          regulation_ids: list[str]) -> dict[str, tuple[Regulation, bool]]:
+    """Returns (regulation, withdrawn) by id for those of the regulations whose DraftRegistered
+    was seen."""
+    rows = await conn.fetch(
+        f"SELECT {_REGULATION_COLUMNS}, withdrawn FROM regulations"
+        " WHERE regulation_id = ANY($1::text[])", regulation_ids)
+    return {row["regulation_id"]: (regulation_from_row(row), row["withdrawn"]) for row in rows}
 
 
-async def with_deferred_events(conn: asyncpg.Connection, regulation_ids: list[str]) -> set[str]:
-    """Returns those of the regulations that have deferred events waiting for them."""
-    if not regulation_ids:
-        return set()
-    rows = await conn.fetch("SELECT DISTINCT regulation_id FROM deferred_events"
-                            " WHERE regulation_id = ANY($1::text[])", regulation_ids)
-    return {row["regulation_id"] for row in rows}
-
-
-async def mark_withdrawn(conn: asyncpg.Connection, regulation_id: str) -> None:
-    await conn.execute("UPDATE regulations SET withdrawn = true WHERE regulation_id = $1",
-                       regulation_id)
+async def mark_withdrawn(conn: asyncpg.Connection, regulation_ids: list[str]) -> None:
+    await conn.execute("UPDATE regulations SET withdrawn = true"
+                       " WHERE regulation_id = ANY($1::text[])", regulation_ids)
 
 
 def _timestamp(value: datetime | None, target) -> None:
@@ -87,6 +78,20 @@ def task_from_row(row: asyncpg.Record) -> task_pb2.Task:
     return task
 
 
+def task_from_planned(event: Event, planned: PlannedTask, playbook_version: str,
+                      now: datetime) -> task_pb2.Task:
+    """The task as insert_tasks stores it."""
+    task = task_pb2.Task(
+        task_id=planned.task_id, regulation_id=event.regulation_id, trigger_event_id=event.id,
+        playbook_rule=planned.rule_id, playbook_version=playbook_version, kind=planned.kind,
+        title=planned.title, channel=planned.channel, owner_org_id=planned.owner_org_id,
+        audience=planned.audience, region_ids=planned.region_ids, priority=planned.priority,
+        status=task_pb2.TASK_STATUS_CREATED)
+    task.due_at.FromDatetime(planned.due_at)
+    task.created_at.FromDatetime(now)
+    return task
+
+
 async def insert_tasks(conn: asyncpg.Connection, planned: list[tuple[Event, PlannedTask]],
                        playbook_version: str, now: datetime) -> list[task_pb2.Task]:
     """Stores the tasks planned for their trigger events, in one statement; returns those that
@@ -94,30 +99,30 @@ async def insert_tasks(conn: asyncpg.Connection, planned: list[tuple[Event, Plan
     if not planned:
         return []
     rows = await conn.fetch(
-        f"INSERT INTO tasks (task_id, regulation_id, trigger_event_id, trigger_event_type,"
+        "INSERT INTO tasks (task_id, regulation_id, trigger_event_id, trigger_event_type,"
         " playbook_rule, playbook_version, kind, title, channel, owner_org_id, audience,"
         " region_ids, due_at, priority, status, created_at, updated_at)"
         " SELECT t.task_id, t.regulation_id, t.trigger_id, t.trigger_type, t.rule, $1, t.kind,"
-        " t.title, t.channel, t.owner, t.audience,"
-        " ARRAY(SELECT jsonb_array_elements_text(t.regions::jsonb)), t.due_at, t.priority, $2,"
-        " $3, $3"
+        " t.title, t.channel, t.owner, t.audience, string_to_array(t.regions, ','), t.due_at,"
+        " t.priority, $2, $3, $3"
         " FROM unnest($4::uuid[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],"
         " $10::text[], $11::smallint[], $12::text[], $13::text[], $14::text[],"
         " $15::timestamptz[], $16::smallint[])"
         " AS t(task_id, regulation_id, trigger_id, trigger_type, rule, kind, title, channel,"
         " owner, audience, regions, due_at, priority)"
-        f" ON CONFLICT (task_id) DO NOTHING RETURNING {TASK_COLUMNS}",
+        " ON CONFLICT (task_id) DO NOTHING RETURNING task_id",
         playbook_version, task_pb2.TASK_STATUS_CREATED, now,
         [p.task_id for _, p in planned], [e.regulation_id for e, _ in planned],
         [e.id for e, _ in planned], [e.type for e, _ in planned],
         [p.rule_id for _, p in planned], [p.kind for _, p in planned],
         [p.title for _, p in planned], [p.channel for _, p in planned],
         [p.owner_org_id for _, p in planned], [p.audience for _, p in planned],
-        [json.dumps(list(p.region_ids)) for _, p in planned], [p.due_at for _, p in planned],
+        # Region ids are reference-data codes, which never hold a comma.
+        [",".join(p.region_ids) for _, p in planned], [p.due_at for _, p in planned],
         [p.priority for _, p in planned])
-    # RETURNING keeps no order: put the new tasks back in the planned one.
-    created = {str(row["task_id"]): row for row in rows}
-    return [task_from_row(created[p.task_id]) for _, p in planned if p.task_id in created]
+    created = {str(row["task_id"]) for row in rows}
+    return [task_from_planned(e, p, playbook_version, now) for e, p in planned
+            if p.task_id in created]
 
 
 async def task_parties(conn: asyncpg.Connection, task_id: str) -> asyncpg.Record | None:
