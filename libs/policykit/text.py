@@ -37,9 +37,11 @@ def normalize_message(message: Message) -> Message:
     """Normalises every string field of the message, nested ones included, to NFC in place."""
     for field, value in message.ListFields():
         if field.type == FieldDescriptor.TYPE_STRING:
+            # Most text is NFC already: checking is cheaper than writing the field again.
             if field.is_repeated:
-                value[:] = [nfc(v) for v in value]
-            else:
+                if not all(unicodedata.is_normalized("NFC", v) for v in value):
+                    value[:] = [nfc(v) for v in value]
+            elif not unicodedata.is_normalized("NFC", value):
                 setattr(message, field.name, nfc(value))
         elif field.type == FieldDescriptor.TYPE_MESSAGE:
             if field.message_type.GetOptions().map_entry:
