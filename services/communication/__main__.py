@@ -4,6 +4,7 @@ Besides the shared configuration (policykit.config): PLAYBOOK_PATH (default: the
 playbook) and OVERDUE_SWEEP_INTERVAL_S (default 60)."""
 
 import asyncio
+import sys
 from pathlib import Path
 
 import uvloop
@@ -31,8 +32,10 @@ async def setup(ctx: runtime.ServiceContext) -> runtime.ServiceParts:
     engine = TaskEngine(ctx.pool, rules, reference)
     app = create_app(CONSUMER, ctx.settings.kafka_bootstrap_servers,
                      ctx.settings.kafka_security)
+    # Up to 20 ms for a batch to fill: each transaction has a fixed cost of a dozen round trips,
+    # and larger batches carried more events a second (lifecycle benchmark, README).
     add_event_agent(app, topics.consumes[CONSUMER], topics.dead_letter_topic(CONSUMER),
-                    engine.handle, batch_handler=engine.handle_batch)
+                    engine.handle, batch_handler=engine.handle_batch, batch_within_s=0.02)
     servicer = TaskServicer(ctx.pool, storage.utc_now)
     return runtime.ServiceParts(
         registrations=[lambda server: task_service_pb2_grpc.add_TaskServiceServicer_to_server(
@@ -47,4 +50,7 @@ if __name__ == "__main__":
     # libuv's loop: under a saturated load the default loop's socket transports (asyncpg's,
     # aiokafka's writes) were the largest single cost in the engine's profile.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    # Faust's consumer runs in a thread of its own: with the default 5 ms switch interval the
+    # event loop, woken by a database answer, could wait that long for the interpreter lock.
+    sys.setswitchinterval(0.0005)
     runtime.main(CONSUMER, MIGRATIONS, setup)
