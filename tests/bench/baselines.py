@@ -118,7 +118,8 @@ def kafka_python_produce_rate(bootstrap: str, records: list) -> float:
 
 
 async def aiokafka_produce_rate(bootstrap: str, records: list) -> float:
-    """aiokafka's batch API, which the services' outbox relay uses."""
+    """aiokafka's batch API, which the consultation outbox uses (the shared relay sends record by
+    record with the same client)."""
     topic = create_topic(bootstrap)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True,
                                 linger_ms=5, max_batch_size=512 * 1024)
