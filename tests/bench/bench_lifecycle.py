@@ -16,8 +16,9 @@ and the communication service (the task engine) as a subprocess, then measures:
   its regulation read from policy.communication.v1;
 - the service's resident memory, idle (started, nothing to do) and at its peak under load;
 - in the same run, baselines on the same machine: aiokafka producing the TaskCreated records
-  (the outbox relay's client, with its batch API) and aiokafka (Faust's client) reading those the service
-  emitted (the input records are too few to time at small sizes: they fit in one fetch);
+  (the outbox relay's client, with its batch API) and aiokafka (Faust's client) reading those
+  the service emitted (the input records are too few to time at small sizes: they fit in one
+  fetch);
   asyncpg inserting the same task rows one by one and by COPY into a copy of the tasks table;
   and the produce-to-consume latency of raw aiokafka at the same offered loads. Each platform
   figure is printed with its ratio to its baseline.

@@ -12,8 +12,8 @@ replaces a producer whose records were not acknowledged within its delivery time
 on once the network is back, with a timeout short enough to reach that state quickly.
 
 With FAULTS_ROUNDS above 1 (`make faults-long`), a network that swallows every byte for longer
-than the outbox relay's delivery timeout (2 minutes) is added, with the services' own settings. toxiproxy-server is built from the Go
-module proxy into .cache/bin (`make toxiproxy`)."""
+than the outbox relay's delivery timeout (2 minutes) is added, with the services' own settings.
+toxiproxy-server is built from the Go module proxy into .cache/bin (`make toxiproxy`)."""
 
 from __future__ import annotations
 
