@@ -3,6 +3,7 @@ stored communication tasks and task events, exactly once however often it is del
 
 from __future__ import annotations
 
+import collections
 import logging
 from dataclasses import replace
 from datetime import timezone
@@ -200,8 +201,9 @@ class TaskEngine:
         created = await storage.insert_tasks(conn, [(event, task) for event, task, _ in planned],
                                              self.playbook.version, storage.utc_now())
         caller_of = {task.task_id: by for _, task, by in planned}
+        for rule, count in collections.Counter(task.playbook_rule for task in created).items():
+            TASKS_CREATED.labels(rule).inc(count)
         for task in created:
-            TASKS_CREATED.labels(task.playbook_rule).inc()
             pending.emit([task_events.TaskCreated(regulation_id=task.regulation_id, task=task)],
                          caller_of[task.task_id])
         if created:
