@@ -50,15 +50,18 @@ def create_app(group: str, bootstrap_servers: str, security: KafkaSecurity = PLA
 
 def add_event_agent(app: faust.App, topics: list[str], dead_letter_topic: str,
                     handler: EventHandler, *, batch_handler: BatchHandler | None = None,
-                    batch_size: int = 500, batch_within_s: float = 0.005,
-                    max_attempts: int = 5, retry_backoff_s: float = 0.5) -> faust.types.AgentT:
+                    batch_size: int = 500, max_attempts: int = 5,
+                    retry_backoff_s: float = 0.5) -> faust.types.AgentT:
     """Adds an agent that decodes each record of `topics` and awaits `handler(event)`;
     undecodable, rejected and persistently failing records go to `dead_letter_topic`.
 
-    With `batch_handler`, the records that arrived together (up to `batch_size`, waiting at most
-    `batch_within_s` for more) are handed to it at once, in order; it applies all of them or
-    none. When it fails, each of them is handled alone by `handler`, retried and dead-lettered
-    as above, so one poison event is dead-lettered alone and the others are applied once."""
+    With `batch_handler`, the records that arrived while the previous batch was handled (up to
+    `batch_size`) are handed to it at once, in order; it applies all of them or none. So a
+    batch grows with the load, and a record arriving at an idle agent waits for nothing. When
+    a batch fails, each of its records is handled alone by `handler`, retried and
+    dead-lettered as above, so one poison event is dead-lettered alone and the others are
+    applied once. Records are acknowledged (their offsets committed) once their batch is
+    handled."""
     source = app.topic(*topics, key_serializer="raw", value_serializer="raw")
 
     async def dead_letter(message, reason: str) -> None:
@@ -107,14 +110,38 @@ def add_event_agent(app: faust.App, topics: list[str], dead_letter_topic: str,
         for message, event in decoded:
             metrics.EVENTS_CONSUMED.labels(message.topic, event.type).inc()
 
+    async def handle_queued(stream, queue: asyncio.Queue) -> None:
+        while True:
+            records = [await queue.get()]
+            while len(records) < batch_size and not queue.empty():
+                records.append(queue.get_nowait())
+            await handle_batch([record.message for record in records])
+            for record in records:
+                await stream.ack(record)
+
     async def agent(stream):
         if batch_handler is None:
             async for record in stream.events():
                 if (event := await decode(record.message)) is not None:
                     await handle(record.message, event)
             return
-        async for records in stream.take_events(batch_size, within=batch_within_s):
-            await handle_batch([record.message for record in records])
+        # Records queue up while a batch is handled (at most batch_size, then the stream waits);
+        # Faust's take_events would instead wait a fixed time for each batch to fill.
+        stream.enable_acks = False
+        queue: asyncio.Queue = asyncio.Queue(maxsize=batch_size)
+
+        async def fill() -> None:
+            async for record in stream.events():
+                await queue.put(record)
+
+        tasks = [asyncio.ensure_future(fill()), asyncio.ensure_future(handle_queued(stream, queue))]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # e.g. a batch that could be neither handled nor dead-lettered
+        finally:
+            for task in tasks:
+                task.cancel()
 
     return app.agent(source, name=f"{app.conf.id}-events")(agent)
 

@@ -32,10 +32,8 @@ async def setup(ctx: runtime.ServiceContext) -> runtime.ServiceParts:
     engine = TaskEngine(ctx.pool, rules, reference)
     app = create_app(CONSUMER, ctx.settings.kafka_bootstrap_servers,
                      ctx.settings.kafka_security)
-    # Up to 20 ms for a batch to fill: each transaction has a fixed cost of a dozen round trips,
-    # and larger batches carried more events a second (lifecycle benchmark, README).
     add_event_agent(app, topics.consumes[CONSUMER], topics.dead_letter_topic(CONSUMER),
-                    engine.handle, batch_handler=engine.handle_batch, batch_within_s=0.02)
+                    engine.handle, batch_handler=engine.handle_batch)
     servicer = TaskServicer(ctx.pool, storage.utc_now)
     return runtime.ServiceParts(
         registrations=[lambda server: task_service_pb2_grpc.add_TaskServiceServicer_to_server(
