@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import signal
 import sys
@@ -137,6 +138,13 @@ def main(name: str, migrations: Path, setup: Setup) -> None:
     """Console entry point: exits 2 with the reason on bad configuration (an environment
     variable, a configuration file a service's setup loads, or Kafka credentials the broker
     refuses), 0 after a graceful stop."""
+    # Handling an event or a comment makes many short-lived objects: with the default
+    # thresholds the cyclic collector took a tenth of the task engine's CPU under load (2.2 s
+    # of 19.6 s; 0.5 s after) and 3.1 s of the consultation service's bulk intake (0.7 s
+    # after, 8.4k -> 10.1k comments/s); its full passes walked every imported module's
+    # objects, which freeze() sets aside for good.
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
     try:
         asyncio.run(serve(name, migrations, setup, ServiceSettings.from_env(name),
                           auth.AuthSettings.from_env()))

@@ -4,7 +4,6 @@ Besides the shared configuration (policykit.config): PLAYBOOK_PATH (default: the
 playbook) and OVERDUE_SWEEP_INTERVAL_S (default 60)."""
 
 import asyncio
-import gc
 import sys
 from pathlib import Path
 
@@ -52,9 +51,4 @@ if __name__ == "__main__":
     # Faust's consumer runs in a thread of its own: with the default 5 ms switch interval the
     # event loop, woken by a database answer, could wait that long for the interpreter lock.
     sys.setswitchinterval(0.0005)
-    # Every task makes a dozen short-lived objects: with the default thresholds the cyclic
-    # collector took a tenth of the engine's CPU under load (2.2 s of 19.6 s; 0.5 s after), and
-    # its full passes walked every imported module's objects, which freeze() sets aside.
-    gc.freeze()
-    gc.set_threshold(20_000, 20, 20)
     runtime.main(CONSUMER, MIGRATIONS, setup)
