@@ -15,6 +15,7 @@ from typing import Callable
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 
 from policykit import audit, metrics
 from policykit.envelope import Event, headers_from_json, headers_to_json, to_record
@@ -104,9 +105,26 @@ def create_relay_producer(bootstrap_servers: str, security: KafkaSecurity = PLAI
     kafka-python: producing there was a quarter of the task engine's time under load)."""
     settings = dict(bootstrap_servers=bootstrap_servers, acks="all", enable_idempotence=True,
                     linger_ms=5, max_batch_size=256 * 1024, client_id="policykit-outbox",
-                    **security.client_settings())
+                    partitioner=_partition_by_key, **security.client_settings())
     settings.update(overrides)
     return AIOKafkaProducer(**settings)
+
+
+def _partition_by_key(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """aiokafka's default partitioner (murmur2 of the key, as Kafka's Java client), with each
+    key's hash remembered: a batch holds several records of one regulation, and murmur2 in
+    pure Python was 3% of the task engine's time."""
+    if key is None:
+        return _DEFAULT_PARTITIONER(key, all_partitions, available)
+    return all_partitions[_key_hash(key) % len(all_partitions)]
+
+
+_DEFAULT_PARTITIONER = DefaultPartitioner()
+
+
+@functools.lru_cache(maxsize=65_536)
+def _key_hash(key: bytes) -> int:
+    return murmur2(key) & 0x7FFFFFFF
 
 
 class OutboxRelay:

@@ -99,3 +99,18 @@ async def test_relay_killed_mid_batch_leaves_no_gap_and_the_inbox_absorbs_resend
                 if await first_delivery(conn, "test-consumer", e):
                     await conn.execute("INSERT INTO applied VALUES ($1)", e.id)
         assert await conn.fetchval("SELECT count(*) FROM applied") == len(written)
+
+
+def test_the_relay_partitions_by_key_as_kafkas_default_partitioner():
+    """A regulation's events go to the partition any Kafka client would choose for its key."""
+    from aiokafka.partitioner import DefaultPartitioner
+
+    from policykit.outbox import _partition_by_key
+
+    default = DefaultPartitioner()
+    for count in (1, 3, 6, 12):
+        partitions = list(range(count))
+        for n in range(500):
+            key = f"reg-{n}-dự-thảo".encode()
+            assert _partition_by_key(key, partitions, partitions) == default(key, partitions,
+                                                                             partitions)
