@@ -51,6 +51,13 @@ def regulation_from_draft(payload: drafting.DraftRegistered) -> Regulation:
         planned_adoption=_time(payload.planned_adoption))
 
 
+def _count_created(created: collections.Counter[str]) -> None:
+    """Counts tasks once their transaction has committed: a batch that rolls back is handled
+    again event by event, and its tasks would otherwise be counted twice."""
+    for rule, count in created.items():
+        TASKS_CREATED.labels(rule).inc(count)
+
+
 class _Pending:
     """What the events handled in one transaction produce, written together rather than per
     event: what is known of their regulations (read once, changes saved before any task is
@@ -67,6 +74,7 @@ class _Pending:
         self.withdrawn: list[str] = []
         self.overtaken = overtaken
         self.planned: list[tuple[Event, PlannedTask, audit.Caller]] = []
+        self.created: collections.Counter[str] = collections.Counter()  # by playbook rule
         self.events: list[Event] = []
         self.callers: list[audit.Caller] = []
 
@@ -107,9 +115,11 @@ class TaskEngine:
 
     async def handle(self, event: Event) -> None:
         """Handles one delivered event in one transaction; a redelivery changes nothing."""
+        created: collections.Counter[str] = collections.Counter()
         async with self.pool.acquire() as conn, conn.transaction():
             if await first_delivery(conn, CONSUMER, event):
-                await self.apply_all(conn, [event])
+                created = await self.apply_all(conn, [event])
+        _count_created(created)
         OutboxRelay.wake()
 
     async def handle_batch(self, events: list[Event]) -> None:
@@ -122,12 +132,15 @@ class TaskEngine:
                 if event.id in fresh:
                     fresh.discard(event.id)  # a copy later in the batch is a redelivery
                     first.append(event)
-            await self.apply_all(conn, first)
+            created = await self.apply_all(conn, first)
+        _count_created(created)
         OutboxRelay.wake()  # its tasks are committed: publish them without waiting for a poll
 
-    async def apply_all(self, conn: asyncpg.Connection, events: list[Event]) -> None:
+    async def apply_all(self, conn: asyncpg.Connection,
+                        events: list[Event]) -> collections.Counter[str]:
         """Applies the events in their order, then writes the tasks they create in one statement
-        and the task events they emit in one outbox statement and one audit statement."""
+        and the task events they emit in one outbox statement and one audit statement; returns
+        the number of tasks created by playbook rule."""
         registered = {event.regulation_id: event for event in events
                       if isinstance(event.payload, drafting.DraftRegistered)}
         pending = _Pending(
@@ -150,6 +163,7 @@ class TaskEngine:
                     await self.apply(conn, event, pending)
         await self._store_planned(conn, pending)
         await enqueue_many(conn, TASK_TOPIC, pending.events, callers=pending.callers)
+        return pending.created
 
     async def apply(self, conn: asyncpg.Connection, event: Event,
                     pending: _Pending) -> None:
@@ -201,8 +215,7 @@ class TaskEngine:
         created = await storage.insert_tasks(conn, [(event, task) for event, task, _ in planned],
                                              self.playbook.version, storage.utc_now())
         caller_of = {task.task_id: by for _, task, by in planned}
-        for rule, count in collections.Counter(task.playbook_rule for task in created).items():
-            TASKS_CREATED.labels(rule).inc(count)
+        pending.created.update(task.playbook_rule for task in created)
         for task in created:
             pending.emit([task_events.TaskCreated(regulation_id=task.regulation_id, task=task)],
                          caller_of[task.task_id])

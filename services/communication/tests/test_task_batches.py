@@ -15,7 +15,7 @@ from policykit.kafka_io import RejectedEvent
 from policykit.reference import default as reference_data
 from services.communication import playbook
 from services.communication.__main__ import MIGRATIONS
-from services.communication.handlers import TaskEngine
+from services.communication.handlers import TASKS_CREATED, TaskEngine
 
 
 @pytest.fixture
@@ -80,6 +80,27 @@ async def test_a_poison_event_fails_the_whole_batch_then_alone(engine):
 
     await engine.handle_batch([good, after])
     assert await counts(engine) == alone
+
+
+def tasks_counted() -> float:
+    return sum(sample.value for metric in TASKS_CREATED.collect() for sample in metric.samples
+               if sample.name.endswith("_total"))
+
+
+async def test_the_tasks_of_a_batch_that_rolls_back_are_counted_once(engine):
+    before = tasks_counted()
+    good, poison = registered("reg-m1"), registered("reg-m2", "no-such-agency")
+    withdrawn = new_event(drafting.DraftWithdrawn(regulation_id="reg-m1", reason="Rút để sửa"),
+                          "policy/test")
+    # The withdrawal stores the tasks planned so far before cancelling them; the poison event
+    # after it then rolls the whole batch back.
+    with pytest.raises(RejectedEvent):
+        await engine.handle_batch([good, withdrawn, poison])
+    assert tasks_counted() == before
+
+    await engine.handle(good)  # as policykit.faust_io goes on, event by event
+    stored = (await counts(engine))["tasks"]
+    assert stored > 0 and tasks_counted() == before + stored
 
 
 async def test_each_event_of_a_batch_is_named_while_it_is_applied(engine, monkeypatch):
