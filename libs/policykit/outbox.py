@@ -162,6 +162,8 @@ class OutboxRelay:
             hashlib.sha256(f"outbox-relay:{schema}".encode()).digest()[:8], "big", signed=True)
         # Producers given up on, still stopping (they stop once their queue is delivered).
         self._abandoned: set[asyncio.Task] = set()
+        self.stall_warning_s = 60.0
+        self._warned_at = float("-inf")
 
     async def publish_batch(self) -> int:
         """Publishes one batch and marks it sent once Kafka acknowledged every record;
@@ -227,13 +229,28 @@ class OutboxRelay:
         return row["n"], float(row["age"])
 
     async def _publish_and_measure(self) -> int:
+        published = 0
         try:
-            return await self.publish_batch()
+            published = await self.publish_batch()
+            return published
         finally:
             # Also when Kafka did not take the batch: that is when a stuck outbox must show.
             backlog, age = await self.backlog()
             metrics.OUTBOX_BACKLOG.set(backlog)
             metrics.OUTBOX_OLDEST_AGE.set(age)
+            self._warn_if_stalled(published, backlog, age)
+
+    def _warn_if_stalled(self, published: int, backlog: int, age: float) -> None:
+        """Says so in the log, at most once a `stall_warning_s`, when rows older than that wait
+        and a pass published none — whether Kafka refused them (the failure is logged too) or
+        the relay could not take the schema's lock, held by another replica's relay."""
+        now = asyncio.get_running_loop().time()
+        if (published or not backlog or age < self.stall_warning_s
+                or now - self._warned_at < self.stall_warning_s):
+            return
+        self._warned_at = now
+        log.warning("outbox: %d row(s) unsent, the oldest %.0f s old, and this pass published "
+                    "none", backlog, age)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publishes until `stop` is set, then drains what is left. Failures are logged and

@@ -114,3 +114,19 @@ def test_the_relay_partitions_by_key_as_kafkas_default_partitioner():
             key = f"reg-{n}-dự-thảo".encode()
             assert _partition_by_key(key, partitions, partitions) == default(key, partitions,
                                                                              partitions)
+
+
+async def test_a_relay_that_cannot_take_the_lock_says_so_once_rows_wait(
+        pool, schema_name, kafka_bootstrap, topic_name, caplog):
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue(conn, topic_name, event("reg-stall"))
+    relay = OutboxRelay(pool, functools.partial(create_relay_producer, kafka_bootstrap),
+                        schema_name)
+    relay.stall_warning_s = 0.0
+    async with pool.acquire() as other, other.transaction():
+        # Another replica's relay holding the schema's lock for the length of its pass.
+        await other.execute("SELECT pg_advisory_xact_lock($1)", relay._lock_id)
+        assert await relay._publish_and_measure() == 0
+    assert "outbox: 1 row(s) unsent" in caplog.text
+    assert await relay._publish_and_measure() == 1
+    await relay.close()
