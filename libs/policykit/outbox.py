@@ -186,7 +186,9 @@ class OutboxRelay:
         if self.producer is None:
             producer = self.new_producer()
             try:
-                await producer.start()
+                # Bounded too: an idempotent producer's start waits for its producer id.
+                async with asyncio.timeout(self.delivery_timeout_s):
+                    await producer.start()
             except BaseException:
                 await producer.stop()
                 raise
