@@ -70,6 +70,9 @@ def caller() -> Caller:
                   (call and call.idempotency_key) or None)
 
 
+# Built once: json.dumps with ensure_ascii=False builds an encoder a call, one per task created.
+_JSON = json.JSONEncoder(ensure_ascii=False)
+
 # One statement for any number of rows: the distinct callers as a JSON list, each row naming
 # its caller by position (a batch of events has a handful of callers and thousands of rows).
 _INSERT = (
@@ -131,7 +134,7 @@ async def _insert(conn: asyncpg.Connection,
     await conn.execute(
         _INSERT, json.dumps(callers, ensure_ascii=False), [numbers[row[0]] for row in rows],
         [action for _, action, _, _, _ in rows], [subject for _, _, subject, _, _ in rows],
-        [None if detail is None else json.dumps(detail, ensure_ascii=False)
+        [None if detail is None else _JSON.encode(detail)
          for _, _, _, detail, _ in rows],
         # Event ids are UUIDs: a comma never occurs in them.
         [",".join(str(event_id) for event_id in event_ids) for *_, event_ids in rows])

@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from google.protobuf.message import DecodeError, Message
 
 from policykit import wellformed
-from policykit.text import has_control_characters, normalize_message
+from policykit.text import has_control_characters
 
 SPECVERSION = "1.0"
 CONTENT_TYPE = "application/protobuf"
@@ -68,10 +68,10 @@ EVENT_TYPES: dict[str, type[Message]] = _load_event_types()
 
 
 def _check_payload(payload: Message) -> None:
-    """Raises EnvelopeError naming each field no consumer could handle
-    (policykit.wellformed.event_problems), and for a regulation_id that is missing or not a
-    regulation id (every consumer keys its tables by it)."""
-    problems = wellformed.event_problems(payload)
+    """Normalises the payload's text to NFC, then raises EnvelopeError naming each field no
+    consumer could handle (policykit.wellformed.event_problems), and for a regulation_id that
+    is missing or not a regulation id (every consumer keys its tables by it)."""
+    problems = wellformed.event_problems(payload, normalize=True)
     if problems:
         raise EnvelopeError("; ".join(f"{field}: {problem}" for field, problem in problems))
     if not payload.regulation_id:
@@ -88,7 +88,6 @@ def new_event(payload: Message, source: str, *, event_id: str | None = None,
     type_name = payload.DESCRIPTOR.full_name
     if type_name not in EVENT_TYPES:
         raise EnvelopeError(f"{type_name} is not a lifecycle event type")
-    normalize_message(payload)
     _check_payload(payload)
     return Event(
         id=event_id or str(uuid.uuid4()),
@@ -150,7 +149,6 @@ def from_record(key: bytes | None, value: bytes | None, headers: Headers | None)
         payload = payload_class.FromString(value or b"")
     except (DecodeError, RuntimeError) as error:
         raise EnvelopeError(f"payload is not a valid {attrs['ce_type']}: {error}") from None
-    normalize_message(payload)
     _check_payload(payload)
     key_text = (key or b"").decode("utf-8", errors="replace")
     if key_text != payload.regulation_id:
@@ -164,9 +162,13 @@ def from_record(key: bytes | None, value: bytes | None, headers: Headers | None)
                  time=time, subject=subject, payload=payload)
 
 
+# One encoder for every outbox row: json.dumps with ensure_ascii=False builds a new one a call.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def headers_to_json(headers: Headers) -> str:
     """Serialises envelope headers (all UTF-8 text) for storage in a jsonb column."""
-    return json.dumps([[name, raw.decode("utf-8")] for name, raw in headers], ensure_ascii=False)
+    return _JSON.encode([[name, raw.decode("utf-8")] for name, raw in headers])
 
 
 def headers_from_json(text: str) -> Headers:

@@ -68,14 +68,11 @@ async def enqueue_many(conn: asyncpg.Connection, topic: str, events: list[Event]
         raise OutboxError("enqueue must run inside the transaction that changes the state")
     if not events:
         return
-    records = [to_record(event) for event in events]
-    await conn.execute(
-        "INSERT INTO outbox (event_id, topic, record_key, value, headers)"
-        " SELECT e.event_id, $1, e.record_key, e.value, e.headers"
-        " FROM unnest($2::uuid[], $3::bytea[], $4::bytea[], $5::jsonb[])"
-        " WITH ORDINALITY AS e(event_id, record_key, value, headers, n) ORDER BY e.n",
-        topic, [event.id for event in events], [key for key, _, _ in records],
-        [value for _, value, _ in records], [headers_to_json(h) for _, _, h in records])
+    # COPY: binding the rows as arrays made asyncpg inspect every element of every array.
+    await conn.copy_records_to_table(
+        "outbox", columns=("event_id", "topic", "record_key", "value", "headers"),
+        records=[(event.id, topic, key, value, headers_to_json(headers))
+                 for event, (key, value, headers) in zip(events, map(to_record, events))])
     await audit.record_emitted(conn, events, callers=callers)
 
 

@@ -31,6 +31,24 @@ def test_decomposed_text_is_stored_as_nfc():
     assert from_record(key, value, headers).payload.title.encode() == TITLE.encode()
 
 
+def test_nested_and_repeated_text_is_normalised_and_checked_in_one_walk():
+    from policy.communication.v1 import events_pb2 as task_events
+    from policy.communication.v1 import task_pb2
+    decomposed = unicodedata.normalize("NFD", TITLE)
+    task = task_pb2.Task(task_id="t-1", regulation_id="reg-1", title=decomposed,
+                         region_ids=["01", unicodedata.normalize("NFD", "Hà Nội")])
+    task.evidence.note = decomposed
+    event = new_event(task_events.TaskCreated(regulation_id="reg-1", task=task), "x")
+    assert event.payload.task.title == event.payload.task.evidence.note == TITLE
+    assert list(event.payload.task.region_ids) == ["01", "Hà Nội"]
+    task.evidence.note = "ghi chú\x00"
+    task.status = 99
+    with pytest.raises(EnvelopeError) as caught:
+        new_event(task_events.TaskCreated(regulation_id="reg-1", task=task), "x")
+    assert caught.value.reason.startswith("task.status: 99 is not a value of")
+    assert "task.evidence.note: must not contain control characters" in caught.value.reason
+
+
 @pytest.mark.parametrize("mutate, reason", [
     (lambda k, v, h: (k, v, [x for x in h if x[0] != "ce_type"]), "missing header ce_type"),
     (lambda k, v, h: (k, v, [(n, b"policy.nope.v1.Gone" if n == "ce_type" else x)
