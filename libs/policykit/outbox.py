@@ -1,8 +1,9 @@
 """Transactional outbox and inbox.
 
 A service writes its state and the events describing it in the same PostgreSQL transaction
-(`enqueue`); the relay publishes unsent rows in order and marks them sent. A relay killed
-between publishing and marking re-sends on restart: consumers absorb that with the inbox
+(`enqueue`); the relay publishes the rows in order and deletes them once Kafka acknowledged
+them (the topics keep the events). A relay killed between publishing and deleting re-sends
+on restart: consumers absorb that with the inbox
 (`first_delivery`), so delivery is at-least-once and handling exactly-once."""
 
 from __future__ import annotations
@@ -163,18 +164,19 @@ class OutboxRelay:
         self._warned_at = float("-inf")
 
     async def publish_batch(self) -> int:
-        """Publishes one batch and marks it sent once Kafka acknowledged every record;
+        """Publishes one batch and deletes its rows once Kafka acknowledged every record;
         returns the number of rows published."""
         async with self.pool.acquire() as conn, conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
                 return 0
             rows = await conn.fetch(
-                "SELECT id, topic, record_key, value, headers FROM outbox"
-                " WHERE sent_at IS NULL ORDER BY id LIMIT $1", self.batch_size)
+                "SELECT id, topic, record_key, value, headers FROM outbox ORDER BY id LIMIT $1",
+                self.batch_size)
             if not rows:
                 return 0
             await self._send(rows)
-            await conn.execute("UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])",
+            # By id, not up to the last one: a row with a lower id may commit after the read.
+            await conn.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])",
                                [row["id"] for row in rows])
         metrics.OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows)
@@ -224,7 +226,7 @@ class OutboxRelay:
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-                " AS age FROM outbox WHERE sent_at IS NULL")
+                " AS age FROM outbox")
         return row["n"], float(row["age"])
 
     async def _publish_and_measure(self) -> int:

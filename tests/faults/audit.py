@@ -140,7 +140,7 @@ async def read_databases(database_url: str, regulations: list[str],
             f"SELECT event_id FROM {group}.inbox WHERE consumer = $1"
             " AND event_id = ANY($2::text[])", group, ids)} for group, ids in event_ids.items()}
         backlog = {schema: await conn.fetchval(
-            f"SELECT count(*) FROM {schema}.outbox WHERE sent_at IS NULL")
+            f"SELECT count(*) FROM {schema}.outbox")
             for schema in PLATFORM_SERVICES}
         backlog["consultation (event batches)"] = await conn.fetchval(
             "SELECT coalesce(sum(events), 0) FROM consultation.event_batches"
