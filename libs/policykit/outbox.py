@@ -166,7 +166,9 @@ class OutboxRelay:
     async def publish_batch(self) -> int:
         """Publishes one batch and deletes its rows once Kafka acknowledged every record;
         returns the number of rows published."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        # Bounded, as Kafka's part is: a pass that cannot start fails and is logged.
+        async with self.pool.acquire(timeout=self.delivery_timeout_s) as conn, \
+                conn.transaction():
             if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
                 return 0
             rows = await conn.fetch(

@@ -81,6 +81,7 @@ async def serve(name: str, migrations: Path, setup: Setup,
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGUSR1, log_waits)
     try:
         parts = await setup(ServiceContext(settings, pool, producer, stop))
         relay = OutboxRelay(pool, functools.partial(
@@ -109,6 +110,35 @@ async def serve(name: str, migrations: Path, setup: Setup,
         await loop.run_in_executor(None, producer.close)
         await pool.close()
     log.info("stopped")
+
+
+def log_waits() -> None:
+    """Logs where each task of the event loop and each thread waits (on SIGUSR1: `kill -USR1`),
+    for a service that stopped making progress without logging why."""
+    for task in asyncio.all_tasks():
+        log.warning("task %s waits in %s", task.get_name(),
+                    " > ".join(_where(frame) for frame in _awaited_frames(task.get_coro())))
+    for thread_id, frame in sys._current_frames().items():
+        stack = []
+        while frame is not None:
+            stack.append(_where(frame))
+            frame = frame.f_back
+        log.warning("thread %d is in %s", thread_id, " < ".join(stack))
+
+
+def _awaited_frames(coro) -> list:
+    """The frames of a coroutine and of what it awaits, down to the awaited future."""
+    frames = []
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            frames.append(frame)
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return frames
+
+
+def _where(frame) -> str:
+    return f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
 
 
 async def check_login(bootstrap_servers: str, security: KafkaSecurity) -> None:

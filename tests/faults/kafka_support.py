@@ -5,12 +5,13 @@ acknowledged."""
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 from collections import Counter
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Mapping
 
 import grpc
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
@@ -75,6 +76,28 @@ def running_service(name: str, bootstrap: str, database_url: str,
     finally:
         code = service.terminate(timeout=RECOVERY_TIMEOUT_S)
     assert code == 0, f"{name} exited with {code}; see {service.log}"
+
+
+@contextmanager
+def waits_on_failure(services: Mapping[str, RunningService]) -> Iterator[None]:
+    """On a failed check, asks each running service where it waits (SIGUSR1,
+    policykit.runtime.log_waits) and adds what it logged to the failure: a service that
+    stopped making progress without logging why is seen there."""
+    try:
+        yield
+    except AssertionError as failure:
+        logged = {name: service.log.stat().st_size for name, service in services.items()}
+        for service in services.values():
+            if service.process.poll() is None:
+                service.process.send_signal(signal.SIGUSR1)
+        time.sleep(2)
+        report = []
+        for name, service in services.items():
+            with service.log.open("rb") as log:
+                log.seek(logged[name])
+                report.append(f"--- {name}, on SIGUSR1:\n"
+                              + log.read().decode("utf-8", errors="replace"))
+        raise AssertionError("\n".join([str(failure), *report])) from None
 
 
 class Registrations:

@@ -30,6 +30,7 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health_pb2
 from kafka import KafkaAdminClient
+from kafka.errors import CoordinatorNotAvailableError
 
 from deploy.local.kafka_broker import ensure_jars, free_port
 from deploy.local.kafka_cluster import KafkaCluster
@@ -42,7 +43,8 @@ from policykit.outbox import DELIVERY_TIMEOUT_S, OutboxRelay, create_relay_produ
 from policykit.topics import Declaration, TopicSpec, ensure_topics
 from services.drafting.tests.helpers import DRAFTING_TOPIC, TITLE
 from tests.faults.kafka_support import (RECOVERY_TIMEOUT_S, ROUNDS, Registrations,
-                                        audit_registrations, figures, group_lag, running_service)
+                                        audit_registrations, figures, group_lag, running_service,
+                                        waits_on_failure)
 from tests.support import REPO, eventually, health_status, own_database, read_topic
 
 pytestmark = pytest.mark.faults
@@ -180,9 +182,12 @@ def services(cluster, toxiproxy, database_url, tmp_path_factory):
 
 
 def members(bootstrap: str, group: str) -> int:
+    """The group's members; none while its coordinator is not there yet (a new cluster)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         return len(admin.describe_groups([group])[group]["members"])
+    except CoordinatorNotAvailableError:
+        return 0
     finally:
         admin.close()
 
@@ -235,16 +240,17 @@ def test_services_recover_by_themselves(fault, cluster, toxiproxy, services, ann
         toxiproxy.reset()
         registrations.close()
 
-    found = audit_registrations(direct, expected)
-    for group, topic in GROUPS.items():
-        eventually(lambda: members(direct, group) > 0 and group_lag(direct, group, topic) == 0,
-                   timeout=RECOVERY_TIMEOUT_S, interval=1,
-                   what=f"group {group} rejoined and caught up on {topic}")
-    eventually(lambda: metric(drafting.metrics_port, "policy_outbox_backlog") == 0,
-               timeout=RECOVERY_TIMEOUT_S, what="the outbox drained")
-    for name, service in services.items():
-        assert service.process.poll() is None, f"{name} exited"
-        assert health_status(service.grpc_target) == health_pb2.HealthCheckResponse.SERVING
+    with waits_on_failure(services):
+        found = audit_registrations(direct, expected)
+        for group, topic in GROUPS.items():
+            eventually(lambda: members(direct, group) > 0 and group_lag(direct, group, topic) == 0,
+                       timeout=RECOVERY_TIMEOUT_S, interval=1,
+                       what=f"group {group} rejoined and caught up on {topic}")
+        eventually(lambda: metric(drafting.metrics_port, "policy_outbox_backlog") == 0,
+                   timeout=RECOVERY_TIMEOUT_S, what="the outbox drained")
+        for name, service in services.items():
+            assert service.process.poll() is None, f"{name} exited"
+            assert health_status(service.grpc_target) == health_pb2.HealthCheckResponse.SERVING
     announce(figures(f"network fault {fault.name}", acknowledged=len(expected), **found))
     assert found == {"registered": len(expected), "duplicates": 0}
 

@@ -1,0 +1,32 @@
+"""What a service logs on SIGUSR1: where each task and thread waits."""
+
+import asyncio
+import logging
+
+from policykit.runtime import log_waits
+
+
+async def publish_after(gate: asyncio.Event) -> None:
+    await wait_for_kafka(gate)
+
+
+async def wait_for_kafka(gate: asyncio.Event) -> None:
+    await gate.wait()
+
+
+async def test_each_task_is_logged_with_the_coroutines_it_waits_in(caplog):
+    gate = asyncio.Event()
+    relay = asyncio.create_task(publish_after(gate), name="relay")
+    await asyncio.sleep(0)
+    with caplog.at_level(logging.WARNING, logger="policykit.runtime"):
+        log_waits()
+    gate.set()
+    await relay
+    waits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("task relay ")]
+    assert len(waits) == 1
+    assert "publish_after (test_runtime.py:" in waits[0]
+    assert "> wait_for_kafka (test_runtime.py:" in waits[0]
+    assert "> wait (locks.py:" in waits[0]  # the awaited asyncio.Event
+    threads = [r.getMessage() for r in caplog.records if r.getMessage().startswith("thread ")]
+    assert any(line.startswith("thread ") and "is in log_waits (runtime.py:" in line
+               for line in threads)  # this thread, innermost frame first
