@@ -73,6 +73,11 @@ class Province:
 
     def attributes(self) -> frozenset[str]:
         """Returns the unit's flags among border, coastal, island and mountainous."""
+        return self._attributes
+
+    @functools.cached_property
+    def _attributes(self) -> frozenset[str]:
+        # Worked out once: the task engine's planner asks for them several times a task.
         flags = {"border": self.border, "coastal": self.coastal, "island": self.island,
                  "mountainous": self.mountainous}
         return frozenset(name for name, on in flags.items() if on)

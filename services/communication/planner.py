@@ -5,11 +5,12 @@ ids, which is what makes redelivered events harmless."""
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
 
 from policykit.envelope import Event
 from policykit.reference import Province, ReferenceData, UnknownReference
@@ -94,8 +95,16 @@ def _anchor(template: TaskTemplate, event: Event, regulation: Regulation) -> dat
 
 
 def _text_fields(event: Event) -> dict[str, str]:
-    return {f.name: getattr(event.payload, f.name) for f in event.payload.DESCRIPTOR.fields
-            if f.type == FieldDescriptor.TYPE_STRING and not f.is_repeated}
+    payload = event.payload
+    return {name: getattr(payload, name) for name in _text_field_names(payload.DESCRIPTOR)}
+
+
+@functools.lru_cache(maxsize=None)
+def _text_field_names(descriptor: Descriptor) -> tuple[str, ...]:
+    """The single text fields of an event type, which titles may name (descriptors are slow to
+    read, and every event is planned)."""
+    return tuple(f.name for f in descriptor.fields
+                 if f.type == FieldDescriptor.TYPE_STRING and not f.is_repeated)
 
 
 def plan(playbook: Playbook, event: Event, regulation: Regulation,
