@@ -83,28 +83,37 @@ def _problems(message: Message, prefix: str, event: bool, normalize: bool,
             if normalize and kind == _STRING and not all(is_normalized("NFC", v) for v in values):
                 values[:] = [nfc(v) for v in values]
             for index, item in enumerate(values):
-                _check(kind, field, item, f"{prefix}{name}[{index}]", event, normalize, found)
-        elif kind == _STRING:
+                if _suspect(kind, item, declared, event):
+                    _check(kind, field, item, f"{prefix}{name}[{index}]", event, normalize,
+                           found)
+            continue
+        if kind == _STRING:
             value = getattr(message, name)
             if not value:
                 continue
             if normalize and not is_normalized("NFC", value):
                 value = nfc(value)
                 setattr(message, name, value)
-            # Control characters are never printable: printable text (nearly all) needs no
-            # pattern search.
-            if not value.isprintable() or (event and len(value) > MAX_ID):
-                _check(kind, field, value, prefix + name, event, normalize, found)
         elif kind == _ENUM:
-            # (0, the default, is every enum's first value.) _check names the problem.
-            if event and getattr(message, name) not in declared:
-                _check(kind, field, getattr(message, name), prefix + name, event, normalize,
-                       found)
+            value = getattr(message, name)
         elif message.HasField(name):
             value = getattr(message, name)
-            if kind == _MESSAGE or _timestamp_problem(value):
-                _check(kind, field, value, prefix + name, event, normalize, found)
+        else:
+            continue
+        if _suspect(kind, value, declared, event):
+            _check(kind, field, value, prefix + name, event, normalize, found)
     return found
+
+
+def _suspect(kind: int, value, declared: frozenset, event: bool) -> bool:
+    """Whether _check may find a problem with the value: a cheap test, as nearly all have none
+    (control characters are never printable, so printable text needs no pattern search; 0, an
+    enum's default, is every enum's first value)."""
+    if kind == _STRING:
+        return not value.isprintable() or (event and len(value) > MAX_ID)
+    if kind == _ENUM:
+        return event and value not in declared
+    return kind == _MESSAGE or _timestamp_problem(value) is not None
 
 
 def _check(kind: int, field: FieldDescriptor, value, where: str, event: bool, normalize: bool,
