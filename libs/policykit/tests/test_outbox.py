@@ -12,7 +12,7 @@ from policy.drafting.v1 import events_pb2 as drafting
 from policykit import db
 from policykit.envelope import from_record, new_event
 from policykit.outbox import (OutboxError, OutboxRelay, create_relay_producer, enqueue,
-                              first_delivery)
+                              enqueue_many, first_delivery)
 from tests.support import PYTHONPATH, REPO, read_topic, topic_size
 
 
@@ -99,6 +99,31 @@ async def test_relay_killed_mid_batch_leaves_no_gap_and_the_inbox_absorbs_resend
                 if await first_delivery(conn, "test-consumer", e):
                     await conn.execute("INSERT INTO applied VALUES ($1)", e.id)
         assert await conn.fetchval("SELECT count(*) FROM applied") == len(written)
+
+
+async def test_a_pass_of_several_record_batches_a_partition_keeps_each_regulations_order(
+        pool, schema_name, kafka_bootstrap, topic_name):
+    """One pass hands its rows over as record batches, several a partition here (a 16 KiB
+    batch holds a few dozen of these events): each regulation's events reach its partition in
+    the order written, once each."""
+    written = [event(f"reg-{i % 7}", f"Dự thảo số {i} " + "nội dung " * 20) for i in range(900)]
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue_many(conn, topic_name, written)
+    relay = OutboxRelay(pool, functools.partial(create_relay_producer, kafka_bootstrap,
+                                                max_batch_size=16 * 1024),
+                        schema_name, batch_size=1000)
+    assert await relay.publish_batch() == len(written)
+    await relay.close()
+
+    records = read_topic(kafka_bootstrap, [topic_name], lambda r: len(r) >= len(written))
+    assert len(records) == len(written)
+    for regulation in {e.regulation_id for e in written}:
+        published = [from_record(r.key, r.value, r.headers) for r in records
+                     if r.key == regulation.encode()]
+        assert len({r.partition for r in records if r.key == regulation.encode()}) == 1
+        assert [e.id for e in published] == [e.id for e in written
+                                             if e.regulation_id == regulation]
+        assert published[0].payload.title.startswith("Dự thảo số")
 
 
 def test_the_relay_partitions_by_key_as_kafkas_default_partitioner():
