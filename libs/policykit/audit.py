@@ -167,9 +167,24 @@ def _id_fields(descriptor: Descriptor) -> tuple[tuple[str, bool], ...]:
         (field.name, field.type == FieldDescriptor.TYPE_MESSAGE)
         for field in sorted(descriptor.fields, key=lambda f: f.number)
         if not field.is_repeated and (
-            field.type == FieldDescriptor.TYPE_MESSAGE
-            or (field.type == FieldDescriptor.TYPE_STRING and field.name.endswith("_id")
-                and field.name != "regulation_id")))
+            (field.type == FieldDescriptor.TYPE_MESSAGE and _holds_ids(field.message_type))
+            or _is_id(field)))
+
+
+def _is_id(field: FieldDescriptor) -> bool:
+    return (field.type == FieldDescriptor.TYPE_STRING and not field.is_repeated
+            and field.name.endswith("_id") and field.name != "regulation_id")
+
+
+def _holds_ids(descriptor: Descriptor, outer: tuple[Descriptor, ...] = ()) -> bool:
+    """Whether a message of this type can hold a field ids_of takes: a Timestamp cannot, and
+    a TaskCreated has two, which ids_of need not open."""
+    if descriptor in outer:  # a recursive type: its ids are found at its first level
+        return False
+    return any(_is_id(field) or (field.type == FieldDescriptor.TYPE_MESSAGE
+                                 and not field.is_repeated
+                                 and _holds_ids(field.message_type, (*outer, descriptor)))
+               for field in descriptor.fields)
 
 
 async def read(database_url: str, *, schema: str | None = None, subject: str | None = None,
