@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 # How long the relay waits for Kafka to acknowledge a batch before it gives up on its producer
 # (kafka-python's and the Java client's default delivery timeout).
 DELIVERY_TIMEOUT_S = 120.0
+# How often a busy relay counts what is left in the outbox (policy_outbox_backlog).
+BACKLOG_MEASURE_INTERVAL_S = 1.0
 
 
 class OutboxError(RuntimeError):
@@ -196,6 +198,7 @@ class OutboxRelay:
         self._abandoned: set[asyncio.Task] = set()
         self.stall_warning_s = 60.0
         self._warned_at = float("-inf")
+        self._measured_at = float("-inf")
 
     async def publish_batch(self) -> int:
         """Publishes one batch and deletes its rows once Kafka acknowledged every record;
@@ -265,10 +268,15 @@ class OutboxRelay:
             return published
         finally:
             # Also when Kafka did not take the batch: that is when a stuck outbox must show.
-            backlog, age = await self.backlog()
-            metrics.OUTBOX_BACKLOG.set(backlog)
-            metrics.OUTBOX_OLDEST_AGE.set(age)
-            self._warn_if_stalled(published, backlog, age)
+            # While passes publish, once a second is enough: counting the rows after every
+            # pass cost a round trip and a scan of the table a batch.
+            now = asyncio.get_running_loop().time()
+            if not published or now - self._measured_at >= BACKLOG_MEASURE_INTERVAL_S:
+                self._measured_at = now
+                backlog, age = await self.backlog()
+                metrics.OUTBOX_BACKLOG.set(backlog)
+                metrics.OUTBOX_OLDEST_AGE.set(age)
+                self._warn_if_stalled(published, backlog, age)
 
     def _warn_if_stalled(self, published: int, backlog: int, age: float) -> None:
         """Says so in the log, at most once a `stall_warning_s`, when rows older than that wait
