@@ -13,13 +13,19 @@ from tests.bench.__main__ import BENCHES
 from tests.support import PLATFORM_SERVICES, PYTHONPATH, REPO
 
 
+def run_module(module: str, *args: str, timeout: float) -> str:
+    """Runs `python -m module args` from the repository; returns its output, which it must
+    end without error."""
+    run = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
+                         env={**os.environ, "PYTHONPATH": PYTHONPATH},
+                         capture_output=True, text=True, timeout=timeout)
+    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    return run.stdout
+
+
 def test_small_run_reports_every_figure_against_a_baseline(tmp_path):
     output = tmp_path / "latest.json"
-    run = subprocess.run([sys.executable, "-m", "tests.bench", "--scale", "small",
-                          "--output", str(output)], cwd=REPO,
-                         env={**os.environ, "PYTHONPATH": PYTHONPATH},
-                         capture_output=True, text=True, timeout=900)
-    assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
+    run_module("tests.bench", "--scale", "small", "--output", str(output), timeout=900)
     results = json.loads(output.read_text())
 
     assert results["errors"] == {}
@@ -37,3 +43,12 @@ def test_small_run_reports_every_figure_against_a_baseline(tmp_path):
         assert expected in names, names
     assert any(name.startswith("GetScorecard p95") for name in names), names
     assert results["git"]["commit"] and results["load_average_after"]
+
+
+def test_the_engine_profile_runs_and_writes_its_statistics(tmp_path):
+    statistics = tmp_path / "engine.prof"
+    output = run_module("tests.bench.profile_engine", "--events", "200", "--profile",
+                        str(statistics), timeout=600)
+    assert "batch handler: " in output and "outbox relay: " in output, output
+    assert "this process" in output and "meanwhile kafka" in output, output
+    assert statistics.stat().st_size > 0

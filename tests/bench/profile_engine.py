@@ -1,0 +1,144 @@
+"""The task engine in one process: `python -m tests.bench.profile_engine [--events N]
+[--profile FILE]` (PYTHONPATH=.:gen/python:libs).
+
+Where bench_lifecycle measures the service end to end, this times its two halves here, against
+a Kafka broker and a PostgreSQL server of its own: the engine's batch handler
+(`TaskEngine.handle_batch`, 100 events a batch) over the lifecycle benchmark's events, then the
+outbox relay publishing the TaskCreated rows they left. For each half it prints the wall time,
+this process's CPU a task, and the CPU the broker's and PostgreSQL's processes spent meanwhile:
+on a 2-core machine they share the cores with the engine. The README's per-task figures come
+from here. With --profile, cProfile's statistics of both halves go to FILE (`python -m pstats
+FILE`). Nothing is asserted."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import functools
+import gc
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import psutil
+
+from policykit import db
+from policykit.envelope import from_record
+from policykit.kafka_security import KafkaSecurity
+from policykit.outbox import OutboxRelay, create_relay_producer
+from policykit.reference import default as reference_data
+from services.communication import playbook
+from services.communication.__main__ import MIGRATIONS
+from services.communication.handlers import CONSUMER, TaskEngine
+from tests.bench.bench_lifecycle import Lifecycles
+from tests.bench.measure import broker_and_database
+
+BATCH = 100
+
+
+class ServerCpu:
+    """CPU seconds used by the broker's and PostgreSQL's processes (the server's backends
+    included) under `workdir`, as broker_and_database lays them out."""
+
+    def __init__(self, workdir: Path):
+        postmaster = int((workdir / "postgres" / "pgdata" / "postmaster.pid").read_text()
+                         .splitlines()[0])
+        self.postgres = psutil.Process(postmaster)
+        self.kafka = next(p for p in psutil.process_iter(["cmdline"])
+                          if str(workdir / "kafka") in " ".join(p.info["cmdline"] or ()))
+
+    def read(self) -> dict[str, float]:
+        def cpu(processes) -> float:
+            total = 0.0
+            for process in processes:
+                try:
+                    times = process.cpu_times()
+                except psutil.Error:
+                    continue  # a backend that ended meanwhile
+                total += times.user + times.system
+            return total
+        return {"kafka": cpu([self.kafka]),
+                "postgres": cpu([self.postgres, *self.postgres.children(recursive=True)])}
+
+
+class Phase:
+    """Wall time, this process's CPU and the servers' CPU of one half."""
+
+    def __init__(self, servers: ServerCpu, profiler: cProfile.Profile | None):
+        self.servers, self.profiler = servers, profiler
+
+    def __enter__(self) -> "Phase":
+        self._servers = self.servers.read()
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+        if self.profiler:
+            self.profiler.enable()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.profiler:
+            self.profiler.disable()
+        self.wall_s = time.perf_counter() - self._wall
+        self.cpu_s = time.process_time() - self._cpu
+        after = self.servers.read()
+        self.server_cpu_s = {name: after[name] - self._servers[name] for name in after}
+
+    def show(self, name: str, count: int, unit: str) -> None:
+        servers = ", ".join(f"{server} {seconds / count * 1e6:.0f} µs"
+                            for server, seconds in self.server_cpu_s.items())
+        print(f"{name}: {count:,} {unit}s in {self.wall_s:.2f} s ({count / self.wall_s:,.0f}/s);"
+              f" this process {self.cpu_s / count * 1e6:.0f} µs of CPU a {unit};"
+              f" meanwhile {servers} a {unit}")
+
+
+async def profile(bootstrap: str, database_url: str, servers: ServerCpu, events: int,
+                  profiler: cProfile.Profile | None) -> None:
+    await db.migrate(database_url, CONSUMER, [MIGRATIONS])
+    pool = await db.create_pool(database_url, CONSUMER)
+    reference = reference_data()
+    engine = TaskEngine(pool, playbook.load(playbook.DEFAULT_PATH, reference), reference)
+    records, tasks = Lifecycles().saturation(events)
+    decoded = [from_record(key, value, headers) for _, key, value, headers in records]
+    relay = OutboxRelay(pool, functools.partial(create_relay_producer, bootstrap,
+                                                KafkaSecurity(), client_id="profile-engine"),
+                        CONSUMER)
+    # As policykit.runtime.main sets the collector for every service.
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+    try:
+        with Phase(servers, profiler) as handling:
+            for start in range(0, len(decoded), BATCH):
+                await engine.handle_batch(decoded[start:start + BATCH])
+        with Phase(servers, profiler) as relaying:
+            published = 0
+            while sent := await relay.publish_batch():
+                published += sent
+    finally:
+        await relay.close()
+        await pool.close()
+    print(f"{len(decoded):,} lifecycle events, {tasks:,} tasks planned")
+    handling.show("batch handler", tasks, "task")
+    relaying.show("outbox relay", published, "record")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench.profile_engine",
+                                     description=__doc__.split("\n\n")[1])
+    parser.add_argument("--events", type=int, default=6_000, help="lifecycle events (default "
+                        "6,000: 3,000 regulations, ~42,000 tasks)")
+    parser.add_argument("--profile", type=Path, help="write cProfile statistics here")
+    args = parser.parse_args(argv)
+    profiler = cProfile.Profile() if args.profile else None
+    with tempfile.TemporaryDirectory(prefix="profile-engine-") as folder:
+        workdir = Path(folder)
+        with broker_and_database(workdir) as (bootstrap, database_url):
+            asyncio.run(profile(bootstrap, database_url, ServerCpu(workdir), args.events,
+                                profiler))
+    if profiler:
+        profiler.dump_stats(args.profile)
+        print(f"profile written to {args.profile}")
+
+
+if __name__ == "__main__":
+    main()
