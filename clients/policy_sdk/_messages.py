@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 from google.protobuf.descriptor import EnumDescriptor
 from google.protobuf.message import Message
 
-from policykit.text import normalize_message
+from policykit.wellformed import normalize_message
 
 M = TypeVar("M", bound=Message)
 

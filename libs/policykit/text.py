@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from functools import lru_cache
-
-from google.protobuf.descriptor import FieldDescriptor
-from google.protobuf.message import Message
 
 # "Thủ tướng" after a lossy re-encoding arrives as "Th? t??ng": a '?' or U+FFFD glued to
 # letters is the signature. A '?' ending a word before a space or the text's end is a question.
@@ -32,40 +28,6 @@ def looks_corrupted(text: str) -> bool:
 
 def has_control_characters(text: str) -> bool:
     return _CONTROL.search(text) is not None
-
-
-def normalize_message(message: Message) -> Message:
-    """Normalises every string field of the message, nested ones included, to NFC in place."""
-    for field, value in message.ListFields():
-        kind, repeated = _field_kind(field)
-        if kind == _STRING:
-            # Most text is NFC already: checking is cheaper than writing the field again.
-            if repeated:
-                if not all(unicodedata.is_normalized("NFC", v) for v in value):
-                    value[:] = [nfc(v) for v in value]
-            elif not unicodedata.is_normalized("NFC", value):
-                setattr(message, field.name, nfc(value))
-        elif kind == _MESSAGE:
-            for item in value if repeated else (value,):
-                normalize_message(item)
-    return message
-
-
-_OTHER, _STRING, _MESSAGE = range(3)
-
-
-@lru_cache(maxsize=None)
-def _field_kind(field: FieldDescriptor) -> tuple[int, bool]:
-    """(kind, repeated) of a field, worked out once: descriptor options are slow to read, and
-    every event consumed or emitted is normalised. Map fields are left alone."""
-    if field.type == FieldDescriptor.TYPE_STRING:
-        kind = _STRING
-    elif (field.type == FieldDescriptor.TYPE_MESSAGE
-          and not field.message_type.GetOptions().map_entry):
-        kind = _MESSAGE
-    else:
-        kind = _OTHER
-    return kind, field.is_repeated
 
 
 def without_diacritics(text: str) -> str:

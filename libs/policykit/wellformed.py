@@ -54,7 +54,7 @@ def _plan(field: FieldDescriptor) -> tuple[int, str, bool]:
     elif field.type == FieldDescriptor.TYPE_ENUM:
         kind = _ENUM
     elif field.type != FieldDescriptor.TYPE_MESSAGE or field.message_type.GetOptions().map_entry:
-        kind = _OTHER  # the platform's messages have no maps (normalize_message skips them too)
+        kind = _OTHER  # the platform's messages have no maps
     else:
         kind = _TIME if field.message_type.full_name == TIMESTAMP else _MESSAGE
     return kind, field.name, field.is_repeated
@@ -149,6 +149,13 @@ def event_problems(message: Message, *, normalize: bool = False) -> list[tuple[s
     A request's services check those fields themselves, naming every bad one at once.
 
     With `normalize`, the message's text is first made NFC in place, in the same walk (as
-    policykit.text.normalize_message would): every event is normalised and checked on every
-    hop."""
+    normalize_message does): every event is normalised and checked on every hop."""
     return _problems(message, "", True, normalize, [])
+
+
+def normalize_message(message: Message) -> Message:
+    """Normalises every string field of the message, nested ones included, to NFC in place
+    (most text is NFC already: checking is cheaper than writing the field again); returns it.
+    The walk of `problems`, its findings left to the caller's own checks."""
+    _problems(message, "", False, True, [])
+    return message

@@ -19,7 +19,7 @@ from policy.drafting.v1 import drafting_service_pb2_grpc as api_grpc
 from policy.drafting.v1 import events_pb2 as events
 from policykit import auth, idempotency
 from policykit.errors import NotFound
-from policykit.text import normalize_message
+from policykit.wellformed import normalize_message
 
 from services.drafting import changes, storage
 from services.drafting.validation import check_change, check_get, parse_list_request

@@ -19,7 +19,7 @@ from policy.publication.v1 import publication_service_pb2 as api
 from policy.publication.v1 import publication_service_pb2_grpc as api_grpc
 from policykit import auth, idempotency
 from policykit.errors import NotFound
-from policykit.text import normalize_message
+from policykit.wellformed import normalize_message
 
 from services.publication import changes, storage, timeline, validation
 from services.publication.settings import PublicationSettings

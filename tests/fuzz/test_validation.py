@@ -29,8 +29,8 @@ from policykit.errors import FailedPrecondition, FieldViolations, NotFound
 from policykit.kafka_io import RejectedEvent
 from policykit.reference import UnknownReference
 from policykit.reference import default as reference_data
-from policykit.text import has_control_characters, normalize_message
-from policykit.wellformed import problems
+from policykit.text import has_control_characters
+from policykit.wellformed import normalize_message, problems
 from services.communication import servicer as task_servicer
 from services.communication import tasks
 from services.consultation import validation as consultation
