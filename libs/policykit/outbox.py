@@ -39,14 +39,7 @@ class OutboxError(RuntimeError):
 async def enqueue(conn: asyncpg.Connection, topic: str, event: Event) -> None:
     """Adds the event to the outbox within the caller's open transaction, and records the
     change it describes in the audit log."""
-    if not conn.is_in_transaction():
-        raise OutboxError("enqueue must run inside the transaction that changes the state")
-    key, value, headers = to_record(event)
-    await conn.execute(
-        "INSERT INTO outbox (event_id, topic, record_key, value, headers)"
-        " VALUES ($1, $2, $3, $4, $5)",
-        event.id, topic, key, value, headers_to_json(headers))
-    await audit.record_emitted(conn, [event])
+    await enqueue_many(conn, topic, [event])
 
 
 async def first_delivery(conn: asyncpg.Connection, consumer: str, event: Event) -> bool:
