@@ -149,6 +149,28 @@ def consultation_intake_figures(c: dict, b: dict) -> list[dict]:
                "empty gRPC unary (own run)", own["grpc_empty_unary_per_second"]),
         figure("comment intake, unary p99", unary["p99_ms"], "ms", "empty gRPC unary p99",
                b["grpc_empty_unary_p99_ms"]),
+        *replicated_intake_figures(c, b),
+    ]
+
+
+def replicated_intake_figures(c: dict, b: dict) -> list[dict]:
+    """The same intake against several replicas of the service, against COPY and against one
+    replica measured in the same run."""
+    if not c.get("replicated"):
+        return []
+    bulk, unary = c["replicated"]["bulk"], c["replicated"]["unary"]
+    replicas = f"{bulk['replicas']} replicas"
+    return [
+        figure(f"comment intake, bulk, durable, {replicas}", bulk["durable_per_second"],
+               "comments/s", "asyncpg COPY", b["asyncpg_copy_rows_per_s"]),
+        figure(f"comment intake, bulk, durable, {replicas}", bulk["durable_per_second"],
+               "comments/s", "one replica (own run)", c["bulk"]["durable_per_second"]),
+        figure(f"comment intake, unary, {replicas}", unary["per_second"], "requests/s",
+               "empty gRPC unary", b["grpc_empty_unary_per_s"]),
+        figure(f"comment intake, unary, {replicas}", unary["per_second"], "requests/s",
+               "one replica (own run)", c["unary"]["per_second"]),
+        figure(f"comment intake, unary p99, {replicas}", unary["p99_ms"], "ms",
+               "empty gRPC unary p99", b["grpc_empty_unary_p99_ms"]),
     ]
 
 

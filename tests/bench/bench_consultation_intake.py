@@ -9,9 +9,13 @@ then measures:
   comments (form-letter campaigns with variations, independent comments, contact details on
   half). A stream turned away with RESOURCE_EXHAUSTED waits the delay it was given and is sent
   again whole, with the same keys. The rate counts a comment only once it is durable: stored in
-  PostgreSQL and published on policy.consultation.v1 (checked by counting rows and records);
+  PostgreSQL and published on policy.consultation.v1 (watched on the topic, whose events
+  commit with their comments; the rows are counted once at the end);
 - unary intake: SubmitComment under ghz (github.com/bojand/ghz, built from the Go module proxy
   into .cache/bin on first use) at a fixed concurrency: throughput and latency percentiles;
+- both again against several replicas of the service (`--replicas`, default 2) sharing the
+  database and the broker, as a deployment scales intake: bulk streams and ghz's connections
+  are spread evenly over them (one process uses one core; the machine has two);
 - the service's resident memory, idle and at its peak under load;
 - in the same run, baselines on the same machine: asyncpg COPY of the same rows into a plain
   table (no index, no constraint), and kafka-python producing as many equally sized records
@@ -41,6 +45,7 @@ from pathlib import Path
 
 import asyncpg
 import grpc
+from kafka import KafkaConsumer, TopicPartition
 
 from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
 from deploy.local.postgres_server import PostgresServer
@@ -167,8 +172,9 @@ def _retry_delay(error: grpc.aio.AioRpcError) -> float:
     return retry_delay(error) or 0.5
 
 
-async def drive_bulk(target: str, streams: list[list[bytes]]) -> dict:
-    """Sends every stream concurrently; retries a stream turned away, as a portal would."""
+async def drive_bulk(targets: list[str], streams: list[list[bytes]]) -> dict:
+    """Sends every stream concurrently, spread over the replicas `targets`; retries a stream
+    turned away, as a portal would."""
     retries = 0
     accepted = 0
 
@@ -188,7 +194,7 @@ async def drive_bulk(target: str, streams: list[list[bytes]]) -> dict:
                 retries += 1
                 await asyncio.sleep(_retry_delay(error))
 
-    channels = [grpc.aio.insecure_channel(target) for _ in range(4)]
+    channels = [grpc.aio.insecure_channel(target) for _ in range(4) for target in targets]
     try:
         await asyncio.gather(*(send(channels[n % len(channels)], stream)
                                for n, stream in enumerate(streams)))
@@ -211,16 +217,27 @@ def rows_in(database_url: str, table: str) -> int:
 
 def wait_durable(database_url: str, bootstrap: str, rows: int, records: int,
                  timeout: float = 300) -> float:
-    """Waits until `rows` comments are stored and `records` events are on the topic; returns
-    when that was observed (time.perf_counter)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if (rows_in(database_url, "comments") >= rows
-                and topic_size(bootstrap, TOPIC) >= records):
-            return time.perf_counter()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"not durable after {timeout}s")
-        time.sleep(0.05)
+    """Waits until `records` events are on the topic, then checks that `rows` comments are
+    stored; returns when the events were seen (time.perf_counter). A CommentReceived is
+    published only once the transaction storing its comment committed, so the topic alone
+    says the comments are durable; counting the table's rows meanwhile would load the server
+    being measured."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(TOPIC, p) for p in consumer.partitions_for_topic(TOPIC)]
+        deadline = time.monotonic() + timeout
+        while sum(consumer.end_offsets(partitions).values()) < records:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"not published after {timeout}s")
+            time.sleep(0.05)
+        seen = time.perf_counter()
+    finally:
+        consumer.close()
+    stored = rows_in(database_url, "comments")
+    if stored < rows:
+        raise RuntimeError(f"{records} events published but only {stored} of {rows} comments "
+                           "stored")
+    return seen
 
 
 def ghz_binary() -> Path:
@@ -233,8 +250,10 @@ def ghz_binary() -> Path:
     return binary
 
 
-def drive_unary(target: str, regulation_id: str, requests: int, concurrency: int,
+def drive_unary(targets: list[str], regulation_id: str, requests: int, concurrency: int,
                 workdir: Path) -> dict:
+    """Runs ghz against each replica at once, each with its share of the requests, the
+    concurrency and four connections; the latencies are those of every request."""
     data = workdir / "unary.json"
     data.write_text(json.dumps({"comment": {
         "idempotency_key": "unary-{{.RequestNumber}}-{{newUUID}}",
@@ -242,18 +261,26 @@ def drive_unary(target: str, regulation_id: str, requests: int, concurrency: int
         "province_code": "tp-ha-noi", "article_ref": "Điều 5",
         "text": "Ý kiến {{.RequestNumber}}: đề nghị làm rõ khái niệm {{randomString 12}} tại"
                 " Điều 5 và công khai bảng giá đất hằng năm."}}, ensure_ascii=False))
-    result = subprocess.run(
+    runs = [subprocess.Popen(
         [str(ghz_binary()), "--insecure", "--proto",
          str(REPO / "protos/policy/consultation/v1/consultation_service.proto"),
          "--import-paths", str(REPO / "protos"),
          "--call", "policy.consultation.v1.ConsultationService.SubmitComment",
-         "-D", str(data), "-n", str(requests), "-c", str(concurrency), "--connections", "4",
-         "-O", "json", target], check=True, capture_output=True, text=True)
-    report = json.loads(result.stdout)
-    percentiles = {p["percentage"]: p["latency"] / 1e6 for p in report["latencyDistribution"]}
-    return {"requests": report["count"], "per_second": report["rps"],
-            "p50_ms": percentiles[50], "p99_ms": percentiles[99],
-            "average_ms": report["average"] / 1e6, "status_codes": report["statusCodeDistribution"]}
+         "-D", str(data), "-n", str(requests // len(targets)),
+         "-c", str(concurrency // len(targets)), "--connections", "4", "-O", "json", target],
+        stdout=subprocess.PIPE, text=True) for target in targets]
+    reports = [json.loads(run.communicate()[0]) for run in runs]
+    if any(run.returncode for run in runs):
+        raise RuntimeError(f"ghz failed: {[run.returncode for run in runs]}")
+    latencies = sorted(d["latency"] / 1e6 for r in reports for d in r["details"])
+    statuses: dict[str, int] = {}
+    for report in reports:
+        for status, count in report["statusCodeDistribution"].items():
+            statuses[status] = statuses.get(status, 0) + count
+    return {"requests": len(latencies), "per_second": sum(r["rps"] for r in reports),
+            "p50_ms": latencies[len(latencies) // 2],
+            "p99_ms": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))],
+            "average_ms": statistics.mean(latencies), "status_codes": statuses}
 
 
 class _EmptyIntake(api_grpc.ConsultationServiceServicer):
@@ -279,7 +306,7 @@ def grpc_ceiling(requests: int, concurrency: int, workdir: Path) -> dict:
     thread.start()
     started.wait(30)
     try:
-        return drive_unary(f"127.0.0.1:{port}", "ceiling", requests, concurrency, workdir)
+        return drive_unary([f"127.0.0.1:{port}"], "ceiling", requests, concurrency, workdir)
     finally:
         stop.set()
         thread.join(30)
@@ -294,6 +321,51 @@ def _stream_messages(comments: list[api.Comment], streams: int, per_message: int
                          for first in range(0, len(comments), per_stream))]
 
 
+def measure_bulk(services: list, database_url: str, bootstrap: str, bulk_comments: list,
+                 args: argparse.Namespace) -> dict:
+    """Opens a consultation and sends it the corpus in concurrent streams spread over the
+    replicas; returns the rates at which comments were acknowledged and became durable."""
+    regulation_id = open_consultation(bootstrap, services[0].grpc_target)
+    for comment in bulk_comments:
+        comment.regulation_id = regulation_id
+    streams = _stream_messages(bulk_comments, args.streams, args.per_message)
+    rows_before, topic_before = rows_in(database_url, "comments"), topic_size(bootstrap, TOPIC)
+    print(f"bulk: {len(bulk_comments):,} comments in {len(streams)} concurrent streams over "
+          f"{len(services)} replica(s) …", flush=True)
+    with Sampler(services[0].process.pid) as memory:
+        started = time.perf_counter()
+        driven = asyncio.run(drive_bulk([s.grpc_target for s in services], streams))
+        acknowledged = time.perf_counter()
+        durable = wait_durable(database_url, bootstrap, rows_before + len(bulk_comments),
+                               topic_before + len(bulk_comments))
+    grouping_started = time.perf_counter()
+    while rows_in(database_url, "pending_texts"):
+        time.sleep(0.2)
+    grouped = time.perf_counter()
+    return {
+        "regulation_id": regulation_id, "replicas": len(services),
+        "comments": len(bulk_comments), "streams": len(streams),
+        "comments_per_message": args.per_message, **driven,
+        "acknowledged_per_second": len(bulk_comments) / (acknowledged - started),
+        "durable_per_second": len(bulk_comments) / (durable - started),
+        "grouping_caught_up_after_s": grouped - grouping_started + durable - started,
+        "peak_rss_mb": memory.peak_mb,
+    }
+
+
+def measure_unary(services: list, database_url: str, bootstrap: str, regulation_id: str,
+                  args: argparse.Namespace, workdir: Path) -> dict:
+    print(f"unary: {args.unary:,} requests at concurrency {args.concurrency} (ghz) over "
+          f"{len(services)} replica(s) …", flush=True)
+    rows_before, topic_before = rows_in(database_url, "comments"), topic_size(bootstrap, TOPIC)
+    with Sampler(services[0].process.pid) as memory:
+        unary = drive_unary([s.grpc_target for s in services], regulation_id, args.unary,
+                            args.concurrency, workdir)
+        stored = unary["status_codes"].get("OK", 0)
+        wait_durable(database_url, bootstrap, rows_before + stored, topic_before + stored)
+    return {**unary, "replicas": len(services), "peak_rss_mb": memory.peak_mb}
+
+
 def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.bench.bench_consultation_intake",
                                      description=__doc__.split("\n\n")[0])
@@ -302,6 +374,8 @@ def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
     parser.add_argument("--per-message", type=int, default=500, help="comments a message")
     parser.add_argument("--unary", type=int, default=20_000, help="unary requests")
     parser.add_argument("--concurrency", type=int, default=64, help="unary concurrency")
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="replicas of the service measured after one alone")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
 
@@ -333,51 +407,30 @@ def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
         aiokafka_rate = asyncio.run(aiokafka_produce_rate(bootstrap, baseline_records))
         ceiling = grpc_ceiling(args.unary, args.concurrency, workdir)
 
-        service = start_service("services.consultation", workdir, {
-            "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
-            "CONSULTATION_PSEUDONYM_KEY": "bench-" + "k" * 40, "LOG_LEVEL": "WARNING",
-            "OUTBOX_POLL_INTERVAL_MS": "50",
-            # The ceiling of the service, not the allowance of one source, is measured.
-            "CONSULTATION_SOURCE_RATE": "0"})
-        stack.callback(service.terminate)
-        idle_mb = idle_rss_mb(service.process.pid)
-        regulation_id = open_consultation(bootstrap, service.grpc_target)
-        for comment in comments:
-            comment.regulation_id = regulation_id
-        streams = _stream_messages(comments, args.streams, args.per_message)
-        topic_before = topic_size(bootstrap, TOPIC)
-
-        print(f"bulk: {args.comments:,} comments in {len(streams)} concurrent streams …",
-              flush=True)
-        with Sampler(service.process.pid) as bulk_memory:
-            started = time.perf_counter()
-            driven = asyncio.run(drive_bulk(service.grpc_target, streams))
-            acknowledged = time.perf_counter()
-            durable = wait_durable(database_url, bootstrap, args.comments,
-                                   topic_before + args.comments)
-        grouping_started = time.perf_counter()
-        while rows_in(database_url, "pending_texts"):
-            time.sleep(0.2)
-        grouped = time.perf_counter()
-        bulk = {
-            "comments": args.comments, "streams": len(streams),
-            "comments_per_message": args.per_message, **driven,
-            "acknowledged_per_second": args.comments / (acknowledged - started),
-            "durable_per_second": args.comments / (durable - started),
-            "grouping_caught_up_after_s": grouped - grouping_started + durable - started,
-            "peak_rss_mb": bulk_memory.peak_mb,
-        }
-
-        print(f"unary: {args.unary:,} requests at concurrency {args.concurrency} (ghz) …",
-              flush=True)
-        rows_before = rows_in(database_url, "comments")
-        with Sampler(service.process.pid) as unary_memory:
-            unary = drive_unary(service.grpc_target, regulation_id, args.unary,
-                                args.concurrency, workdir)
-            wait_durable(database_url, bootstrap, rows_before + unary["status_codes"].get("OK", 0),
-                         topic_before + args.comments + unary["status_codes"].get("OK", 0))
-        unary["peak_rss_mb"] = unary_memory.peak_mb
-        exit_code = service.terminate()
+        services = []
+        for replica in range(args.replicas):
+            logs = workdir / f"replica-{replica}"
+            logs.mkdir()
+            services.append(start_service("services.consultation", logs, {
+                "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
+                "CONSULTATION_PSEUDONYM_KEY": "bench-" + "k" * 40, "LOG_LEVEL": "WARNING",
+                "OUTBOX_POLL_INTERVAL_MS": "50",
+                # The ceiling of the service, not the allowance of one source, is measured.
+                "CONSULTATION_SOURCE_RATE": "0"}))
+            stack.callback(services[-1].terminate)
+        idle_mb = idle_rss_mb(services[0].process.pid)
+        bulk = measure_bulk(services[:1], database_url, bootstrap, comments, args)
+        unary = measure_unary(services[:1], database_url, bootstrap, bulk["regulation_id"],
+                              args, workdir)
+        replicated = {}
+        if args.replicas > 1:
+            # A corpus alike but with keys of its own: the same keys would be resubmissions.
+            again = corpus(args.comments, "placeholder", seed=18)
+            replicated["bulk"] = measure_bulk(services, database_url, bootstrap, again, args)
+            replicated["unary"] = measure_unary(services, database_url, bootstrap,
+                                                replicated["bulk"]["regulation_id"], args,
+                                                workdir)
+        exit_code = services[0].terminate()
 
     results = {
         "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -389,13 +442,36 @@ def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
                      "grpc_empty_unary_per_second": ceiling["per_second"],
                      "grpc_empty_unary_p99_ms": ceiling["p99_ms"],
                      "record_value_bytes": int(payload_size)},
-        "bulk": bulk, "unary": unary,
+        "bulk": bulk, "unary": unary, "replicated": replicated,
         "memory": {"idle_rss_mb": idle_mb, "peak_rss_mb": max(bulk["peak_rss_mb"],
                                                               unary["peak_rss_mb"])},
         "service_exit_code": exit_code,
     }
     _print(results)
     write_results(results, results_path)
+
+
+def _replicated_rows(results: dict) -> list[tuple[str, str, str]]:
+    replicated = results["replicated"]
+    if not replicated:
+        return []
+    bulk, unary = replicated["bulk"], replicated["unary"]
+    replicas = bulk["replicas"]
+    copy_rate = results["baseline"]["asyncpg_copy_rows_per_second"]
+    return [
+        (f"bulk, durable, {replicas} replicas", f"{bulk['durable_per_second']:,.0f} comments/s",
+         ""),
+        ("  ÷ asyncpg COPY into a plain table", "",
+         f"{bulk['durable_per_second'] / copy_rate:.2f}"),
+        ("  ÷ one replica", "",
+         f"{bulk['durable_per_second'] / results['bulk']['durable_per_second']:.2f}"),
+        (f"unary SubmitComment, {replicas} replicas", f"{unary['per_second']:,.0f} requests/s",
+         ""),
+        ("  ÷ one replica", "", f"{unary['per_second'] / results['unary']['per_second']:.2f}"),
+        (f"unary latency p50 / p99, {replicas} replicas",
+         f"{unary['p50_ms']:.1f} / {unary['p99_ms']:.1f} ms", ""),
+        (f"unary status codes, {replicas} replicas", json.dumps(unary["status_codes"]), ""),
+    ]
 
 
 def _print(results: dict) -> None:
@@ -425,6 +501,7 @@ def _print(results: dict) -> None:
         ("unary latency p50 / p99", f"{unary['p50_ms']:.1f} / {unary['p99_ms']:.1f} ms", ""),
         ("  empty handler p99", f"{base['grpc_empty_unary_p99_ms']:.1f} ms", ""),
         ("unary status codes", json.dumps(unary["status_codes"]), ""),
+        *_replicated_rows(results),
         ("service RSS idle / peak",
          f"{memory['idle_rss_mb']:.0f} / {memory['peak_rss_mb']:.0f} MiB", ""),
         ("load average before / after", f"{machine['load_average_before'][0]:.1f} / "

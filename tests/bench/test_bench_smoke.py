@@ -39,7 +39,8 @@ def test_small_run_reports_every_figure_against_a_baseline(tmp_path):
         assert {f"{service} RSS idle", f"{service} RSS peak under load"} <= names
     for expected in ("kafka-python produce", "aiokafka consume", "asyncpg executemany",
                      "lifecycle events applied, saturated", "comment intake, bulk, durable",
-                     "comment intake, unary p99", "delivery reports aggregated"):
+                     "comment intake, unary p99", "comment intake, bulk, durable, 2 replicas",
+                     "comment intake, unary p99, 2 replicas", "delivery reports aggregated"):
         assert expected in names, names
     assert any(name.startswith("GetScorecard p95") for name in names), names
     assert results["git"]["commit"] and results["load_average_after"]
