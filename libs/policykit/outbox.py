@@ -104,37 +104,53 @@ def create_relay_producer(bootstrap_servers: str, security: KafkaSecurity = PLAI
     return AIOKafkaProducer(**settings)
 
 
+class RecordBatches:
+    """Records handed to an aiokafka producer as record batches, one open batch a partition
+    filled in the order the records are added. Records of one key share a partition and
+    aiokafka keeps one batch in flight a partition, so they are written in that order. (Sent
+    one by one, aiokafka's per-record bookkeeping was most of a relay's own time; sent a batch
+    per outbox row, each row of a few events cost the broker a produce request of its own.)"""
+
+    def __init__(self, producer: AIOKafkaProducer):
+        self.producer = producer
+        self._open: dict[tuple[str, int], BatchBuilder] = {}
+        self._deliveries: list[asyncio.Future] = []
+
+    async def add(self, topic: str, partition: int, key: bytes | None, value: bytes,
+                  headers: list[tuple[str, bytes]]) -> None:
+        batch = self._open.get((topic, partition))
+        if batch is None or batch.append(key=key, value=value, timestamp=None,
+                                         headers=headers) is None:
+            if batch is not None:  # full: on its way, and a new one for this partition
+                await self._submit(batch, topic, partition)
+            batch = self._open[topic, partition] = self.producer.create_batch()
+            batch.append(key=key, value=value, timestamp=None, headers=headers)
+
+    async def send(self) -> list[asyncio.Future]:
+        """Sends the batches still open; returns the deliveries of every batch."""
+        for (topic, partition), batch in self._open.items():
+            await self._submit(batch, topic, partition)
+        self._open.clear()
+        return self._deliveries
+
+    async def _submit(self, batch: BatchBuilder, topic: str, partition: int) -> None:
+        batch.close()
+        self._deliveries.append(await self.producer.send_batch(batch, topic,
+                                                               partition=partition))
+
+
 async def _queue_batches(producer: AIOKafkaProducer,
                          rows: list[asyncpg.Record]) -> list[asyncio.Future]:
-    """Hands the rows to the producer as record batches, one open batch a partition filled in
-    the outbox's order, and returns their deliveries. Records of one key share a partition and
-    aiokafka keeps one batch in flight a partition, so they are written in the outbox's order.
-    (Sent one by one, aiokafka's per-record bookkeeping was most of the relay's own time.)"""
+    """Hands the rows to the producer as record batches; returns their deliveries."""
     partitions: dict[str, list[int]] = {}
-    open_batches: dict[tuple[str, int], BatchBuilder] = {}
-    deliveries = []
+    batches = RecordBatches(producer)
     for row in rows:
         topic, key = row["topic"], row["record_key"]
         if topic not in partitions:
             partitions[topic] = sorted(await producer.partitions_for(topic))
-        partition = _partition_by_key(key, partitions[topic], partitions[topic])
-        record = dict(key=key, value=row["value"], timestamp=None,
-                      headers=headers_from_json(row["headers"]))
-        batch = open_batches.get((topic, partition))
-        if batch is None or batch.append(**record) is None:
-            if batch is not None:  # full: on its way, and a new one for this partition
-                deliveries.append(await _submit(producer, batch, topic, partition))
-            batch = open_batches[topic, partition] = producer.create_batch()
-            batch.append(**record)
-    for (topic, partition), batch in open_batches.items():
-        deliveries.append(await _submit(producer, batch, topic, partition))
-    return deliveries
-
-
-async def _submit(producer: AIOKafkaProducer, batch: BatchBuilder, topic: str,
-                  partition: int) -> asyncio.Future:
-    batch.close()
-    return await producer.send_batch(batch, topic, partition=partition)
+        await batches.add(topic, _partition_by_key(key, partitions[topic], partitions[topic]),
+                          key, row["value"], headers_from_json(row["headers"]))
+    return await batches.send()
 
 
 def _partition_by_key(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:

@@ -31,7 +31,7 @@ from prometheus_client import Counter, Gauge
 from policykit import audit
 from policykit.envelope import EVENT_TYPES, Event, new_event, to_record
 from policykit.kafka_security import KafkaSecurity
-from policykit.outbox import OutboxError
+from policykit.outbox import OutboxError, RecordBatches
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +124,11 @@ class EventRelay:
             if not rows:
                 return 0
             partitions = sorted(await self.producer.partitions_for(TOPIC))
-            deliveries = []
+            batches = RecordBatches(self.producer)
             for row in rows:
-                deliveries += await self._send(row, partitions)
-            await asyncio.gather(*deliveries)  # raises if any batch was not acknowledged
+                await self._add(batches, row, partitions)
+            # Raises if any batch was not acknowledged.
+            await asyncio.gather(*await batches.send())
             await conn.execute(
                 "UPDATE event_batches SET published_at = now(), payloads = NULL"
                 " WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
@@ -137,28 +138,18 @@ class EventRelay:
             published += len(row["event_ids"])
         return published
 
-    async def _send(self, row: asyncpg.Record, partitions: list[int]) -> list[asyncio.Future]:
+    async def _add(self, batches: RecordBatches, row: asyncpg.Record,
+                   partitions: list[int]) -> None:
         # The envelope's own headers for the row's events; only ce_id differs between them.
         template = Event(id="", source=SOURCE, type=row["event_type"], time=row["event_time"],
                          subject=row["regulation_id"], payload=EVENT_TYPES[row["event_type"]]())
         key, _, headers = to_record(template)
         id_at = next(i for i, (name, _) in enumerate(headers) if name == "ce_id")
         partition = self._partitioner(key, partitions, partitions)
-        deliveries, batch = [], self.producer.create_batch()
         for event_id, value in zip(row["event_ids"], row["payloads"]):
             record_headers = list(headers)
             record_headers[id_at] = ("ce_id", str(event_id).encode())
-            if batch.append(key=key, value=value, timestamp=None,
-                            headers=record_headers) is None:
-                deliveries.append(await self._submit(batch, partition))
-                batch = self.producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None, headers=record_headers)
-        deliveries.append(await self._submit(batch, partition))
-        return deliveries
-
-    async def _submit(self, batch, partition: int) -> asyncio.Future:
-        batch.close()
-        return await self.producer.send_batch(batch, TOPIC, partition=partition)
+            await batches.add(TOPIC, partition, key, value, record_headers)
 
     async def backlog(self) -> int:
         async with self.pool.acquire() as conn:
