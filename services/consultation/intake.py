@@ -23,7 +23,6 @@ import asyncio
 import collections
 import logging
 import random
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
@@ -99,12 +98,14 @@ class IntakeUnavailable(Exception):
     """The comments could not be stored (the database failed); nothing of the batch was."""
 
 
-def new_comment_id(now: datetime, sequence: int) -> uuid.UUID:
+def new_comment_id(now: datetime, sequence: int) -> str:
     """Returns a UUIDv7 ordered by time, then by `sequence` (the comment's place in its batch,
     below 4096): new comments append to the primary key's index, and ids sort as comments
-    arrived."""
+    arrived. It is returned as text, the form every use of it takes: asyncpg encodes a uuid
+    column from text in C, and a uuid.UUID would be made and printed for nothing."""
     value = (int(now.timestamp() * 1000) << 80) | (0x7 << 76) | (sequence << 64)
-    return uuid.UUID(int=value | (0b10 << 62) | random.getrandbits(62))
+    digits = f"{value | (0b10 << 62) | random.getrandbits(62):032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
 
 
 @dataclass
@@ -326,13 +327,14 @@ async def _store(conn: asyncpg.Connection, comments: list[PreparedComment],
             outcomes.append(refused[comment.regulation_id])
             continue
         key = (consultation_id, comment.idempotency_key)
-        if key in known:
-            outcomes.append(known[key])
+        earlier = known.get(key)
+        if earlier is not None:  # stored before, or earlier in this batch
+            outcomes.append(earlier if earlier.resubmitted else
+                            Stored(earlier.comment_id, earlier.flagged, resubmitted=True))
             continue
         comment_id = new_comment_id(now, sequence)
-        text_id = str(comment_id)
-        known[key] = Stored(text_id, comment.flagged, resubmitted=True)
-        outcomes.append(Stored(text_id, comment.flagged, resubmitted=False))
+        known[key] = stored = Stored(comment_id, comment.flagged, resubmitted=False)
+        outcomes.append(stored)
         records.append((
             comment_id, consultation_id, comment.idempotency_key, now, comment.stakeholder_type,
             comment.province_code, comment.province_id, comment.article_ref, comment.article,
@@ -343,7 +345,7 @@ async def _store(conn: asyncpg.Connection, comments: list[PreparedComment],
             template.received_at.FromDatetime(now)
             received[comment.regulation_id] = (template, [], [], {}, [])
         event, event_ids, payloads, texts, submitted_by = received[comment.regulation_id]
-        event.comment_id = text_id
+        event.comment_id = comment_id
         event.commenter_pseudonym = comment.pseudonym
         event.stakeholder_type = comment.stakeholder_type
         event.province_code = comment.province_code
