@@ -1,6 +1,8 @@
 """Campaign detection on a fixture of near-duplicates: text signatures, the grouper (in
 process, against the session's PostgreSQL), and totals that count a campaign once."""
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from datetime import timedelta
 
 import pytest
@@ -70,7 +72,20 @@ def test_other_texts_do_not_resemble(other):
     assert signatures.resemblance(a, b) < signatures.NEAR_DUPLICATE
 
 
-async def test_near_duplicates_form_one_campaign_counted_once(pool, settings, intake):  # noqa: F811
+@pytest.fixture(params=["thread", "process"])
+def signer(request):
+    """Where the grouper signs and places texts: a worker thread, or a process of its own as
+    in the service (its arguments and results then cross a pickle)."""
+    if request.param == "thread":
+        yield None
+        return
+    with ProcessPoolExecutor(max_workers=1,
+                             mp_context=multiprocessing.get_context("spawn")) as executor:
+        yield executor
+
+
+async def test_near_duplicates_form_one_campaign_counted_once(pool, settings, intake,  # noqa: F811
+                                                              signer):
     await open_draft(pool, settings, "d-1")
     checker = CommentChecker(PSEUDONYM_KEY.encode(), reference_data())
     provinces = ["01", "tp-ha-noi", "79", "02"]
@@ -86,7 +101,8 @@ async def test_near_duplicates_form_one_campaign_counted_once(pool, settings, in
         [checker.prepare(c, intake.clock.now.date()) for c in sent]))
     assert all(outcome.comment_id for outcome in outcomes)
 
-    while await grouping.group_pending(pool, limit=3):  # a few at a time, as under load
+    while await grouping.group_pending(pool, limit=3,  # a few at a time, as under load
+                                       signer=signer):
         pass
     async with pool.acquire() as conn:
         groups = await conn.fetch(
