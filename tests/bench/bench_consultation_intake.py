@@ -45,7 +45,6 @@ from pathlib import Path
 
 import asyncpg
 import grpc
-from kafka import KafkaConsumer, TopicPartition
 
 from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
 from deploy.local.postgres_server import PostgresServer
@@ -63,7 +62,7 @@ from policykit.topics import ensure_topics
 from tests.bench import baselines
 from tests.bench.baselines import (aiokafka_produce_rate, comment_rows, event_records,
                                    kafka_python_produce_rate)
-from tests.bench.measure import Sampler, write_results
+from tests.bench.measure import Sampler, watch_topic, write_results
 from tests.support import REPO, idle_rss_mb, start_service, topic_size
 
 RESULTS = Path(__file__).with_name("results") / "consultation_intake.json"
@@ -219,20 +218,8 @@ def wait_durable(database_url: str, bootstrap: str, rows: int, records: int,
                  timeout: float = 300) -> float:
     """Waits until `records` events are on the topic, then checks that `rows` comments are
     stored; returns when the events were seen (time.perf_counter). A CommentReceived is
-    published only once the transaction storing its comment committed, so the topic alone
-    says the comments are durable; counting the table's rows meanwhile would load the server
-    being measured."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [TopicPartition(TOPIC, p) for p in consumer.partitions_for_topic(TOPIC)]
-        deadline = time.monotonic() + timeout
-        while sum(consumer.end_offsets(partitions).values()) < records:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"not published after {timeout}s")
-            time.sleep(0.05)
-        seen = time.perf_counter()
-    finally:
-        consumer.close()
+    published only once the transaction storing its comment committed."""
+    _, seen = watch_topic(bootstrap, TOPIC, records, timeout=timeout)
     stored = rows_in(database_url, "comments")
     if stored < rows:
         raise RuntimeError(f"{records} events published but only {stored} of {rows} comments "

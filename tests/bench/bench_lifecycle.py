@@ -54,7 +54,7 @@ from services.communication import playbook
 from services.communication.handlers import CONSUMER, SOURCE, regulation_from_draft
 from services.communication.planner import plan
 from tests.bench.baselines import aiokafka_consume_rate, aiokafka_produce_rate, create_topic
-from tests.bench.measure import Sampler, broker_and_database, run_timed
+from tests.bench.measure import Sampler, broker_and_database, run_timed, watch_topic
 from tests.support import idle_rss_mb, start_service, topic_size
 
 RESULTS = Path(__file__).with_name("results") / "lifecycle.json"
@@ -294,19 +294,19 @@ async def count_progress(database_url: str) -> tuple[int, int]:
 
 
 def wait_applied(bootstrap: str, database_url: str, events: int, tasks: int, records: int,
-                 timeout: float = 900) -> tuple[float, float]:
-    """Waits until `events` are in the inbox, `tasks` stored and `records` on the task topic;
-    returns when the first event was seen applied and when all of it was (perf_counter)."""
-    first, deadline = None, time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        handled, stored = asyncio.run(count_progress(database_url))
-        now = time.perf_counter()
-        if handled and first is None:
-            first = now
-        if handled >= events and stored >= tasks and topic_size(bootstrap, TASK_TOPIC) >= records:
-            return first, now
+                 after: int, timeout: float = 900) -> tuple[float, float]:
+    """Waits until `records` TaskCreated are on the task topic (`after` were there before),
+    then checks that `events` are in the inbox and `tasks` stored: a TaskCreated is published
+    only after the transaction storing its task and its event's inbox row committed. Returns
+    when the first new TaskCreated was seen and when all of them were (perf_counter)."""
+    first, done = watch_topic(bootstrap, TASK_TOPIC, records, after=after, timeout=timeout)
+    deadline = time.monotonic() + 60  # events that plan no task come with the others
+    while (progress := asyncio.run(count_progress(database_url))) < (events, tasks):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{records} TaskCreated published but {progress[0]}/{events} "
+                               f"events handled, {progress[1]}/{tasks} tasks stored")
         time.sleep(0.1)
-    raise RuntimeError(f"after {timeout}s: {handled}/{events} events, {stored}/{tasks} tasks")
+    return first, done
 
 
 # ---- the run --------------------------------------------------------------------------------
@@ -344,7 +344,7 @@ def run(events: int = 30_000, loads: tuple[int, ...] = (50, 200, 1000), seconds:
         stack.callback(service.terminate)
         with Sampler(service.process.pid) as memory:
             first, done = wait_applied(bootstrap, database_url, len(records), expected_tasks,
-                                       topic_before + expected_tasks)
+                                       topic_before + expected_tasks, topic_before)
             print(f"  {len(records) / (done - first):,.0f} events/s", flush=True)
             # The TaskCreated records just emitted: the input fits in a few fetches.
             consume_rate = asyncio.run(aiokafka_consume_rate(bootstrap, TASK_TOPIC,

@@ -1,5 +1,5 @@
-"""What the benchmarks measure with and against: a broker and a PostgreSQL server, resident
-memory sampled while a process is in use, latency percentiles."""
+"""What the benchmarks measure with and against: a broker and a PostgreSQL server, progress
+watched on a topic, resident memory sampled while a process is in use, latency percentiles."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import psutil
+from kafka import KafkaConsumer, TopicPartition
 
 from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
 from deploy.local.postgres_server import PostgresServer
@@ -34,6 +35,32 @@ def broker_and_database(workdir: Path) -> Iterator[tuple[str, str]]:
         database.start()
         ensure_topics(broker.bootstrap_servers)
         yield broker.bootstrap_servers, database.url
+
+
+def watch_topic(bootstrap: str, topic: str, records: int, *, after: int = 0,
+                timeout: float = 900) -> tuple[float, float]:
+    """Waits until the topic holds `records` records (the sum of its partitions' end offsets,
+    asked every 50 ms by one consumer); returns when it first held more than `after` and when
+    it held them all (time.perf_counter). The platform publishes an event only once the
+    transaction that made it committed, so the topic tells how far it got without counting
+    rows in the database being measured (a count scans a growing table: it loaded the server
+    it measured)."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+        first, deadline = None, time.monotonic() + timeout
+        while True:
+            held = sum(consumer.end_offsets(partitions).values())
+            now = time.perf_counter()
+            if first is None and held > after:
+                first = now
+            if held >= records:
+                return first, now
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{held} of {records} records on {topic} after {timeout}s")
+            time.sleep(0.05)
+    finally:
+        consumer.close()
 
 
 def _sample_rss(pid: int, stop: threading.Event, samples: list[int]) -> None:
