@@ -11,7 +11,8 @@ value raises ConfigError naming the variable (the service then exits with code 2
 - CONSULTATION_SOURCE_RATE (2000) and CONSULTATION_SOURCE_BURST (20000): comments a second
   each source (an authenticated organisation, else a caller's address) may send, and the burst
   it may send at once; 0 turns the limits off. Over it, intake answers RESOURCE_EXHAUSTED with
-  the time to wait.
+  the time to wait. Each replica counts what it takes itself: with N replicas behind one
+  address a source may send up to N times as much.
 - CONSULTATION_SWEEP_INTERVAL_MS (1000): how often due windows are closed and waiting texts
   grouped.
 - CONSULTATION_REPORT_PORT (0, a free port): the HTTP port serving the reports at
