@@ -121,7 +121,7 @@ def comment_wave(bootstrap: str, database_url: str, target: str, comments: int) 
     regulation_id = open_consultation(bootstrap, target)
     published_before = topic_size(bootstrap, "policy.consultation.v1")
     streams = _stream_messages(corpus(comments, regulation_id), 4, 100)
-    asyncio.run(drive_bulk(target, streams))
+    asyncio.run(drive_bulk([target], streams))
     wait_durable(database_url, bootstrap, comments, published_before + comments)
 
 
