@@ -57,9 +57,9 @@ class _Index:
     all of it would make grouping quadratic. Near-identical texts share several bands, so they
     still meet in another."""
 
-    def __init__(self, buckets: dict[tuple[int, int], list[tuple[uuid.UUID, tuple[int, ...]]]]
-                 ) -> None:
-        self.buckets = defaultdict(list, buckets)
+    def __init__(self, buckets: defaultdict[tuple[int, int],
+                                            list[tuple[uuid.UUID, tuple[int, ...]]]]) -> None:
+        self.buckets = buckets
 
     def add(self, group_id: uuid.UUID, signature: tuple[int, ...],
             keys: list[int]) -> list[tuple[int, int]]:
@@ -101,21 +101,21 @@ async def _place(conn: asyncpg.Connection, consultation_id: uuid.UUID,
     known = {row["group_id"]: signatures.unpack(row["signature"]) for row in await conn.fetch(
         "SELECT group_id, signature FROM text_groups WHERE group_id = ANY($1::uuid[])",
         list({row["group_id"] for row in members}))}
-    buckets: dict[tuple[int, int], list] = defaultdict(list)
+    buckets: defaultdict[tuple[int, int], list] = defaultdict(list)
     for row in members:
         buckets[(row["band"], row["band_key"])].append((row["group_id"], known[row["group_id"]]))
     # Placing is pure computation, done where the texts were signed (a process of its own in
     # the service): in a thread it took the interpreter from intake a tenth of the time.
     placed, groups, bands, near_duplicates = await loop.run_in_executor(
         signer, _assign, consultation_id, [(key, first) for key, first, _ in texts], signed,
-        keys, dict(buckets))
+        keys, buckets)
     NEAR_DUPLICATES.inc(near_duplicates)
     return placed, groups, bands
 
 
 def _assign(consultation_id: uuid.UUID, texts: list[tuple[int, uuid.UUID]],
             signed: list[tuple[int, ...]], keys: list[list[int]],
-            buckets: dict) -> tuple[list, list, list, int]:
+            buckets: defaultdict) -> tuple[list, list, list, int]:
     """Places the texts — (key, first comment id) — given their signatures and band keys and
     the groups already in their buckets; returns (texts rows, new groups, new bands, how many
     texts joined a group)."""

@@ -301,12 +301,14 @@ def wait_applied(bootstrap: str, database_url: str, events: int, tasks: int, rec
     when the first new TaskCreated was seen and when all of them were (perf_counter)."""
     first, done = watch_topic(bootstrap, TASK_TOPIC, records, after=after, timeout=timeout)
     deadline = time.monotonic() + 60  # events that plan no task come with the others
-    while (progress := asyncio.run(count_progress(database_url))) < (events, tasks):
+    while True:
+        handled, stored = asyncio.run(count_progress(database_url))
+        if handled >= events and stored >= tasks:
+            return first, done
         if time.monotonic() > deadline:
-            raise RuntimeError(f"{records} TaskCreated published but {progress[0]}/{events} "
-                               f"events handled, {progress[1]}/{tasks} tasks stored")
+            raise RuntimeError(f"{records} TaskCreated published but {handled}/{events} "
+                               f"events handled, {stored}/{tasks} tasks stored")
         time.sleep(0.1)
-    return first, done
 
 
 # ---- the run --------------------------------------------------------------------------------
