@@ -394,30 +394,36 @@ def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
         aiokafka_rate = asyncio.run(aiokafka_produce_rate(bootstrap, baseline_records))
         ceiling = grpc_ceiling(args.unary, args.concurrency, workdir)
 
-        services = []
-        for replica in range(args.replicas):
-            logs = workdir / f"replica-{replica}"
+        def start_replica(number: int):
+            logs = workdir / f"replica-{number}"
             logs.mkdir()
-            services.append(start_service("services.consultation", logs, {
+            service = start_service("services.consultation", logs, {
                 "KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
                 "CONSULTATION_PSEUDONYM_KEY": "bench-" + "k" * 40, "LOG_LEVEL": "WARNING",
                 "OUTBOX_POLL_INTERVAL_MS": "50",
                 # The ceiling of the service, not the allowance of one source, is measured.
-                "CONSULTATION_SOURCE_RATE": "0"}))
-            stack.callback(services[-1].terminate)
+                "CONSULTATION_SOURCE_RATE": "0"})
+            stack.callback(service.terminate)
+            return service
+
+        # The other replicas start only after one was measured alone: running, they would take
+        # turns at its relay and grouping.
+        services = [start_replica(0)]
         idle_mb = idle_rss_mb(services[0].process.pid)
-        bulk = measure_bulk(services[:1], database_url, bootstrap, comments, args)
-        unary = measure_unary(services[:1], database_url, bootstrap, bulk["regulation_id"],
-                              args, workdir)
+        bulk = measure_bulk(services, database_url, bootstrap, comments, args)
+        unary = measure_unary(services, database_url, bootstrap, bulk["regulation_id"], args,
+                              workdir)
         replicated = {}
         if args.replicas > 1:
+            services += [start_replica(number) for number in range(1, args.replicas)]
             # A corpus alike but with keys of its own: the same keys would be resubmissions.
             again = corpus(args.comments, "placeholder", seed=18)
             replicated["bulk"] = measure_bulk(services, database_url, bootstrap, again, args)
             replicated["unary"] = measure_unary(services, database_url, bootstrap,
                                                 replicated["bulk"]["regulation_id"], args,
                                                 workdir)
-        exit_code = services[0].terminate()
+        exit_codes = [service.terminate() for service in services]
+        exit_code = next((code for code in exit_codes if code), 0)  # the first not clean
 
     results = {
         "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
