@@ -10,13 +10,13 @@ from __future__ import annotations
 import importlib
 import json
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from google.protobuf.message import DecodeError, Message
 
 from policykit import wellformed
+from policykit.ids import random_uuid
 from policykit.text import has_control_characters
 
 SPECVERSION = "1.0"
@@ -90,7 +90,7 @@ def new_event(payload: Message, source: str, *, event_id: str | None = None,
         raise EnvelopeError(f"{type_name} is not a lifecycle event type")
     _check_payload(payload)
     return Event(
-        id=event_id or str(uuid.uuid4()),
+        id=event_id or random_uuid(),
         source=source,
         type=type_name,
         time=time or datetime.now(timezone.utc),
@@ -162,13 +162,15 @@ def from_record(key: bytes | None, value: bytes | None, headers: Headers | None)
                  time=time, subject=subject, payload=payload)
 
 
-# One encoder for every outbox row: json.dumps with ensure_ascii=False builds a new one a call.
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_json_string = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept
 
 
 def headers_to_json(headers: Headers) -> str:
-    """Serialises envelope headers (all UTF-8 text) for storage in a jsonb column."""
-    return _JSON.encode([[name, raw.decode("utf-8")] for name, raw in headers])
+    """Serialises envelope headers (all UTF-8 text) for storage in a jsonb column: a list of
+    [name, value] pairs, each string escaped by json's own C function (every event emitted
+    is stored so; the encoder's object walk took twice the time)."""
+    return "[" + ",".join(f"[{_json_string(name)},{_json_string(raw.decode('utf-8'))}]"
+                          for name, raw in headers) + "]"
 
 
 def headers_from_json(text: str) -> Headers:

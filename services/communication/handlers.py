@@ -215,10 +215,9 @@ class TaskEngine:
         created = await storage.insert_tasks(conn, [(event, task) for event, task, _ in planned],
                                              self.playbook.version, storage.utc_now())
         caller_of = {task.task_id: by for _, task, by in planned}
-        pending.created.update(task.playbook_rule for task in created)
-        for task in created:
-            pending.emit([task_events.TaskCreated(regulation_id=task.regulation_id, task=task)],
-                         caller_of[task.task_id])
+        pending.created.update(payload.task.playbook_rule for payload in created)
+        for payload in created:
+            pending.emit([payload], caller_of[payload.task.task_id])
         if created:
             log.info("%d event(s) created %d task(s)",
                      len({event.id for event, _, _ in planned}), len(created))

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import asyncpg
 
+from policy.communication.v1 import events_pb2 as task_events
 from policy.communication.v1 import task_pb2
 from policykit.envelope import Event
 
@@ -85,24 +86,25 @@ def task_from_row(row: asyncpg.Record) -> task_pb2.Task:
     return task
 
 
-def task_from_planned(event: Event, planned: PlannedTask, playbook_version: str,
-                      now: datetime) -> task_pb2.Task:
-    """The task as insert_tasks stores it."""
-    task = task_pb2.Task(
+def task_created(event: Event, planned: PlannedTask, playbook_version: str,
+                 now: datetime) -> task_events.TaskCreated:
+    """The TaskCreated of the task as insert_tasks stores it; the task is made inside its
+    event (made apart, it would be copied in)."""
+    created = task_events.TaskCreated(regulation_id=event.regulation_id, task=dict(
         task_id=planned.task_id, regulation_id=event.regulation_id, trigger_event_id=event.id,
         playbook_rule=planned.rule_id, playbook_version=playbook_version, kind=planned.kind,
         title=planned.title, channel=planned.channel, owner_org_id=planned.owner_org_id,
         audience=planned.audience, region_ids=planned.region_ids, priority=planned.priority,
-        status=task_pb2.TASK_STATUS_CREATED)
-    _timestamp(planned.due_at, task.due_at)
-    _timestamp(now, task.created_at)
-    return task
+        status=task_pb2.TASK_STATUS_CREATED))
+    _timestamp(planned.due_at, created.task.due_at)
+    _timestamp(now, created.task.created_at)
+    return created
 
 
 async def insert_tasks(conn: asyncpg.Connection, planned: list[tuple[Event, PlannedTask]],
-                       playbook_version: str, now: datetime) -> list[task_pb2.Task]:
-    """Stores the tasks planned for their trigger events, in one statement; returns those that
-    did not exist yet, in the planned order."""
+                       playbook_version: str, now: datetime) -> list[task_events.TaskCreated]:
+    """Stores the tasks planned for their trigger events, in one statement; returns the
+    TaskCreated of those that did not exist yet, in the planned order."""
     if not planned:
         return []
     rows = await conn.fetch(
@@ -128,7 +130,7 @@ async def insert_tasks(conn: asyncpg.Connection, planned: list[tuple[Event, Plan
         [",".join(p.region_ids) for _, p in planned], [p.due_at for _, p in planned],
         [p.priority for _, p in planned])
     created = {str(row["task_id"]) for row in rows}
-    return [task_from_planned(e, p, playbook_version, now) for e, p in planned
+    return [task_created(e, p, playbook_version, now) for e, p in planned
             if p.task_id in created]
 
 

@@ -35,6 +35,7 @@ from policy.consultation.v1 import consultation_service_pb2 as api
 from policy.consultation.v1 import events_pb2 as events
 
 from policykit import audit
+from policykit.ids import uuid_text
 from services.consultation import outbox
 from services.consultation.validation import PreparedComment
 
@@ -101,11 +102,9 @@ class IntakeUnavailable(Exception):
 def new_comment_id(now: datetime, sequence: int) -> str:
     """Returns a UUIDv7 ordered by time, then by `sequence` (the comment's place in its batch,
     below 4096): new comments append to the primary key's index, and ids sort as comments
-    arrived. It is returned as text, the form every use of it takes: asyncpg encodes a uuid
-    column from text in C, and a uuid.UUID would be made and printed for nothing."""
+    arrived. It is returned as text (policykit.ids)."""
     value = (int(now.timestamp() * 1000) << 80) | (0x7 << 76) | (sequence << 64)
-    digits = f"{value | (0b10 << 62) | random.getrandbits(62):032x}"
-    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+    return uuid_text(value | (0b10 << 62) | random.getrandbits(62))
 
 
 @dataclass
