@@ -13,7 +13,9 @@ and the communication service (the task engine) as a subprocess, then measures:
   policy.communication.v1;
 - latency at fixed offered loads: large-impact DraftRegistered events produced at a steady rate
   for a while each; an event's latency runs from its send to the first TaskCreated record of
-  its regulation read from policy.communication.v1;
+  its regulation read from policy.communication.v1, and is split where that record's envelope
+  tells: until the engine made the event (ce_time), until the relay published it (the
+  record's timestamp), until it was read;
 - the service's resident memory, idle (started, nothing to do) and at its peak under load;
 - in the same run, baselines on the same machine: aiokafka producing the TaskCreated records
   (the outbox relay's client, with its batch API) and aiokafka (Faust's client) reading those
@@ -198,16 +200,29 @@ async def produce_all(bootstrap: str, records: list[Record]) -> float:
         await producer.stop()
 
 
+def _split(sent_s: float, record, read_s: float) -> tuple[float, float, float]:
+    """Where an answer's latency went (ms), as its envelope tells: until the engine made its
+    event (`ce_time`), until the relay's producer took its record (the record's timestamp),
+    until it was read. All three clocks are this machine's."""
+    made_s = datetime.fromisoformat(dict(record.headers)["ce_time"].decode()).timestamp()
+    published_s = record.timestamp / 1000
+    return (1000 * (made_s - sent_s), 1000 * (published_s - made_s),
+            1000 * (read_s - published_s))
+
+
 async def offered_load(bootstrap: str, records: list[Record], rate: int, answer_topic: str,
-                       grace_s: float = 30) -> dict:
+                       grace_s: float = 30, split: bool = False) -> dict:
     """Sends the records at `rate` a second; an event's latency runs from its send until the
-    first record with its key is read from `answer_topic` (read from its end, no group)."""
+    first record with its key is read from `answer_topic` (read from its end, no group). With
+    `split`, the latency of each answer (a TaskCreated) is also divided at the moments its
+    event was made and its record published (`_split`)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
     await producer.start()
-    sent_at: dict[bytes, float] = {}
+    sent_at: dict[bytes, tuple[float, float]] = {}  # perf_counter and wall clock
     latencies: list[float] = []
+    stages: list[tuple[float, float, float]] = []
     try:
         partitions = [TopicPartition(answer_topic, p)
                       for p in await producer.partitions_for(answer_topic)]
@@ -219,12 +234,14 @@ async def offered_load(bootstrap: str, records: list[Record], rate: int, answer_
         async def read() -> None:
             while True:
                 batches = await consumer.getmany(timeout_ms=100)
-                now = time.perf_counter()
+                now, wall = time.perf_counter(), time.time()
                 for batch in batches.values():
                     for record in batch:
                         sent = sent_at.pop(record.key, None)
                         if sent is not None:
-                            latencies.append(1000 * (now - sent))
+                            latencies.append(1000 * (now - sent[0]))
+                            if split:
+                                stages.append(_split(sent[1], record, wall))
 
         reader = asyncio.ensure_future(read())
         started = time.perf_counter()
@@ -232,7 +249,7 @@ async def offered_load(bootstrap: str, records: list[Record], rate: int, answer_
             delay = started + number / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            sent_at[key] = time.perf_counter()
+            sent_at[key] = (time.perf_counter(), time.time())
             await producer.send(topic, value, key=key, headers=headers)
         deadline = time.perf_counter() + grace_s
         while sent_at and time.perf_counter() < deadline:
@@ -241,7 +258,12 @@ async def offered_load(bootstrap: str, records: list[Record], rate: int, answer_
         return {"offered_per_s": rate,
                 "achieved_per_s": round(len(records) / (time.perf_counter() - started), 1)
                 if not sent_at else None,
-                **latency_summary(latencies, len(records))}
+                **latency_summary(latencies, len(records)),
+                **({"split_ms": {stage: latency_summary([times[n] for times in stages],
+                                                        len(records))
+                                 for n, stage in enumerate(("sent_to_made", "made_to_published",
+                                                            "published_to_read"))}}
+                   if split else {})}
     finally:
         await producer.stop()
         await consumer.stop()
@@ -357,7 +379,8 @@ def run(events: int = 30_000, loads: tuple[int, ...] = (50, 200, 1000), seconds:
                 drafts = [(DRAFTING_TOPIC, *to_record(lifecycles.draft(large=True)))
                           for _ in range(int(rate * seconds))]
                 latency[rate] = {
-                    "service": asyncio.run(offered_load(bootstrap, drafts, rate, TASK_TOPIC)),
+                    "service": asyncio.run(offered_load(bootstrap, drafts, rate, TASK_TOPIC,
+                                                        split=True)),
                     # The same records through Kafka alone, read back from a topic of their own.
                     "baseline_raw_kafka": asyncio.run(offered_load(
                         bootstrap, [(echo_topic, *r[1:]) for r in drafts], rate, echo_topic))}
@@ -421,6 +444,13 @@ def show(results: dict) -> None:
                      f"{service['p50_ms']} / {service['p99_ms']} ms",
                      f"{service['answered']}/{service['events']} answered; raw Kafka "
                      f"{raw['p50_ms']} / {raw['p99_ms']} ms, p99 ×{figures['ratio_p99_to_raw_kafka']}"))
+        split = service.get("split_ms")
+        if split:
+            rows.append(("  until made / published / read", " · ".join(
+                f"{split[stage]['p50_ms']}/{split[stage]['p99_ms']}" for stage in
+                ("sent_to_made", "made_to_published", "published_to_read")) + " ms",
+                "p50/p99 of each stage: the engine made the TaskCreated (ce_time), the relay "
+                "published it (record timestamp), it was read"))
     rows += [("service memory", f"idle {m['idle']} MB, peak {m['peak']} MB",
               f"×{m['ratio_peak_to_idle']}"),
              ("load average before / after", f"{machine['load_average_before'][0]:.1f} / "
