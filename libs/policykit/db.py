@@ -74,13 +74,23 @@ def _check_schema(schema: str) -> str:
     return schema
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back, besides asyncpg's rollback of a
+    transaction left open: nothing. asyncpg's default reset is a query (unlock advisory locks,
+    close cursors, unlisten, reset settings), a round trip each release — two of the dozen a
+    task-engine batch made — and the services keep no such state: their advisory locks are
+    transaction-scoped, their cursors live in transactions, they listen to nothing and change
+    no setting of a pooled session."""
+
+
 async def create_pool(database_url: str, schema: str, *, min_size: int = 1,
                       max_size: int = 10, connect_wait_s: float = CONNECT_WAIT_S) -> asyncpg.Pool:
     """Opens a pool whose connections see the service's schema first and speak UTF-8. It
     outlives a database restart: connections the server dropped are replaced when next
-    acquired, and a new connection waits up to `connect_wait_s` for the server to accept it."""
+    acquired, and a new connection waits up to `connect_wait_s` for the server to accept it.
+    A connection goes back to the pool as it is (`_keep_session`): use no session state."""
     return await asyncpg.create_pool(
-        database_url, min_size=min_size, max_size=max_size,
+        database_url, min_size=min_size, max_size=max_size, reset=_keep_session,
         connect=functools.partial(_connect_patiently, wait_s=connect_wait_s),
         server_settings={"search_path": _check_schema(schema), "client_encoding": "UTF8",
                          "application_name": schema})

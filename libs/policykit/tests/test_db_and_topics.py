@@ -35,6 +35,25 @@ async def test_pool_is_bound_to_the_schema_and_keeps_vietnamese(database_url, sc
         await pool.close()
 
 
+async def test_a_connection_given_back_mid_transaction_returns_rolled_back(database_url,
+                                                                         schema_name):
+    # The pool skips asyncpg's reset query (db._keep_session); the rollback must remain.
+    await db.migrate(database_url, schema_name, [])
+    pool = await db.create_pool(database_url, schema_name, max_size=1)
+    try:
+        async with pool.acquire() as conn:
+            await conn.execute("CREATE TABLE notes (body text)")
+        conn = await pool.acquire()
+        await conn.transaction().start()
+        await conn.execute("INSERT INTO notes VALUES ('bỏ dở')")
+        await pool.release(conn)
+        async with pool.acquire() as conn:
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT count(*) FROM notes") == 0
+    finally:
+        await pool.close()
+
+
 def test_declared_topics_are_created_idempotently(kafka_bootstrap):
     from kafka.admin import KafkaAdminClient
 
