@@ -1,5 +1,5 @@
 """The task engine in one process: `python -m tests.bench.profile_engine [--events N]
-[--profile FILE]` (PYTHONPATH=.:gen/python:libs).
+[--small-batches N] [--profile FILE]` (PYTHONPATH=.:gen/python:libs).
 
 Where bench_lifecycle measures the service end to end, this times its two halves here, against
 a Kafka broker and a PostgreSQL server of its own: the engine's batch handler
@@ -7,7 +7,9 @@ a Kafka broker and a PostgreSQL server of its own: the engine's batch handler
 outbox relay publishing the TaskCreated rows they left. For each half it prints the wall time,
 this process's CPU a task, and the CPU the broker's and PostgreSQL's processes spent meanwhile:
 on a 2-core machine they share the cores with the engine. The README's per-task figures come
-from here. With --profile, cProfile's statistics of both halves go to FILE (`python -m pstats
+from here. Then, as the service works at a light load (200 events/s: a few events a batch),
+batches of --small-batches events each followed by a relay pass, timed a batch: what a batch
+costs beyond its tasks sets the latency there. With --profile, cProfile's statistics of both halves go to FILE (`python -m pstats
 FILE`). Nothing is asserted."""
 
 from __future__ import annotations
@@ -87,19 +89,23 @@ class Phase:
     def show(self, name: str, count: int, unit: str) -> None:
         servers = ", ".join(f"{server} {seconds / count * 1e6:.0f} µs"
                             for server, seconds in self.server_cpu_s.items())
-        print(f"{name}: {count:,} {unit}s in {self.wall_s:.2f} s ({count / self.wall_s:,.0f}/s);"
+        units = unit + ("es" if unit.endswith("ch") else "s")
+        print(f"{name}: {count:,} {units} in {self.wall_s:.2f} s ({count / self.wall_s:,.0f}/s);"
               f" this process {self.cpu_s / count * 1e6:.0f} µs of CPU a {unit};"
               f" meanwhile {servers} a {unit}")
 
 
 async def profile(bootstrap: str, database_url: str, servers: ServerCpu, events: int,
-                  profiler: cProfile.Profile | None) -> None:
+                  small_batch: int, profiler: cProfile.Profile | None) -> None:
     await db.migrate(database_url, CONSUMER, [MIGRATIONS])
     pool = await db.create_pool(database_url, CONSUMER)
     reference = reference_data()
     engine = TaskEngine(pool, playbook.load(playbook.DEFAULT_PATH, reference), reference)
-    records, tasks = Lifecycles().saturation(events)
+    lifecycles = Lifecycles()
+    records, tasks = lifecycles.saturation(events)
     decoded = [from_record(key, value, headers) for _, key, value, headers in records]
+    # Large-impact registrations, as the lifecycle benchmark offers at fixed loads.
+    small = [[lifecycles.draft(large=True) for _ in range(small_batch)] for _ in range(200)]
     relay = OutboxRelay(pool, functools.partial(create_relay_producer, bootstrap,
                                                 KafkaSecurity(), client_id="profile-engine"),
                         CONSUMER)
@@ -114,12 +120,17 @@ async def profile(bootstrap: str, database_url: str, servers: ServerCpu, events:
             published = 0
             while sent := await relay.publish_batch():
                 published += sent
+        with Phase(servers, profiler) as light:
+            for batch in small:
+                await engine.handle_batch(batch)
+                await relay.publish_batch()
     finally:
         await relay.close()
         await pool.close()
     print(f"{len(decoded):,} lifecycle events, {tasks:,} tasks planned")
     handling.show("batch handler", tasks, "task")
     relaying.show("outbox relay", published, "record")
+    light.show(f"{small_batch} registrations a batch, then a relay pass", len(small), "batch")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -127,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
                                      description=__doc__.split("\n\n")[1])
     parser.add_argument("--events", type=int, default=6_000, help="lifecycle events (default "
                         "6,000: 3,000 regulations, ~42,000 tasks)")
+    parser.add_argument("--small-batches", type=int, default=5, metavar="N",
+                        help="events a batch in the light-load phase (default 5)")
     parser.add_argument("--profile", type=Path, help="write cProfile statistics here")
     args = parser.parse_args(argv)
     profiler = cProfile.Profile() if args.profile else None
@@ -134,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
         workdir = Path(folder)
         with broker_and_database(workdir) as (bootstrap, database_url):
             asyncio.run(profile(bootstrap, database_url, ServerCpu(workdir), args.events,
-                                profiler))
+                                args.small_batches, profiler))
     if profiler:
         profiler.dump_stats(args.profile)
         print(f"profile written to {args.profile}")

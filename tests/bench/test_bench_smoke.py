@@ -51,5 +51,6 @@ def test_the_engine_profile_runs_and_writes_its_statistics(tmp_path):
     output = run_module("tests.bench.profile_engine", "--events", "200", "--profile",
                         str(statistics), timeout=600)
     assert "batch handler: " in output and "outbox relay: " in output, output
+    assert "5 registrations a batch, then a relay pass: 200 batches" in output, output
     assert "this process" in output and "meanwhile kafka" in output, output
     assert statistics.stat().st_size > 0
