@@ -12,7 +12,6 @@ import asyncio
 import functools
 import hashlib
 import logging
-import operator
 from typing import Callable
 
 import asyncpg
@@ -171,13 +170,6 @@ def _key_hash(key: bytes) -> int:
     return murmur2(key) & 0x7FFFFFFF
 
 
-_TAKE_OLDEST = (
-    "DELETE FROM outbox WHERE ctid = ANY(ARRAY(SELECT ctid FROM outbox"
-    " WHERE (SELECT pg_try_advisory_xact_lock($1)) ORDER BY id LIMIT $2))"
-    " RETURNING id, topic, record_key, value, headers")
-_ID = operator.itemgetter("id")
-
-
 class OutboxRelay:
     """Publishes outbox rows to Kafka in id order. One relay per schema works at a time (an
     advisory lock), so replicas of a service never reorder one regulation's events.
@@ -224,17 +216,22 @@ class OutboxRelay:
         # Bounded, as Kafka's part is: a pass that cannot start fails and is logged.
         async with self.pool.acquire(timeout=self.delivery_timeout_s) as conn, \
                 conn.transaction():
-            # One statement takes the schema's lock (none when another replica's relay holds
-            # it), picks the oldest rows and deletes them: the deletion commits only once Kafka
-            # acknowledged them, and a failure rolls it back. The rows are picked by id and
-            # deleted by their place in the table (ctid), a TID scan whatever the plan: a plan
-            # made while the outbox was small, cached and reused, could otherwise scan the
-            # whole table, which grows with deleted rows until vacuum takes them.
-            rows = sorted(await conn.fetch(_TAKE_OLDEST, self._lock_id, self.batch_size),
-                          key=_ID)
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
+                return 0
+            rows = await conn.fetch(
+                "SELECT ctid, topic, record_key, value, headers FROM outbox ORDER BY id"
+                " LIMIT $1", self.batch_size)
             if not rows:
                 return 0
             await self._send(rows)
+            # The rows read, not all up to the last id: a row with a lower id may commit after
+            # the read. By their place in the table (ctid), which holds while this transaction
+            # runs under the lock: no one else deletes or updates outbox rows. By id, the
+            # statement's plan, made while the table was small, stayed a scan of the whole
+            # table, which grows with the deleted rows until vacuum takes them (~1–2 ms a
+            # pass after a few thousand; a TID scan is ~0.05 ms).
+            await conn.execute("DELETE FROM outbox WHERE ctid = ANY($1::tid[])",
+                               [row["ctid"] for row in rows])
         metrics.OUTBOX_PUBLISHED.inc(len(rows))
         return len(rows)
 
