@@ -77,10 +77,10 @@ def _check_schema(schema: str) -> str:
 async def _keep_session(conn: asyncpg.Connection) -> None:
     """What the pool does to a connection given back, besides asyncpg's rollback of a
     transaction left open: nothing. asyncpg's default reset is a query (unlock advisory locks,
-    close cursors, unlisten, reset settings), a round trip each release — two of the dozen a
-    task-engine batch made — and the services keep no such state: their advisory locks are
-    transaction-scoped, their cursors live in transactions, they listen to nothing and change
-    no setting of a pooled session."""
+    close cursors, unlisten, reset settings), a round trip each release — two of the ~18 a
+    task-engine batch and its relay pass made — and the services keep no such state: their
+    advisory locks are transaction-scoped, their cursors live in transactions, they listen
+    to nothing and change no setting of a pooled session."""
 
 
 async def create_pool(database_url: str, schema: str, *, min_size: int = 1,

@@ -9,8 +9,8 @@ this process's CPU a task, and the CPU the broker's and PostgreSQL's processes s
 on a 2-core machine they share the cores with the engine. The README's per-task figures come
 from here. Then, as the service works at a light load (200 events/s: a few events a batch),
 batches of --small-batches events each followed by a relay pass, timed a batch: what a batch
-costs beyond its tasks sets the latency there. With --profile, cProfile's statistics of both halves go to FILE (`python -m pstats
-FILE`). Nothing is asserted."""
+costs beyond its tasks sets the latency there. With --profile, cProfile's statistics of the
+three phases go to FILE (`python -m pstats FILE`). Nothing is asserted."""
 
 from __future__ import annotations
 
