@@ -200,6 +200,10 @@ async def produce_all(bootstrap: str, records: list[Record]) -> float:
         await producer.stop()
 
 
+# The parts of an answer's latency, in the order _split returns them.
+STAGES = ("sent_to_made", "made_to_published", "published_to_read")
+
+
 def _split(sent_s: float, record, read_s: float) -> tuple[float, float, float]:
     """Where an answer's latency went (ms), as its envelope tells: until the engine made its
     event (`ce_time`), until the relay's producer took its record (the record's timestamp),
@@ -261,8 +265,7 @@ async def offered_load(bootstrap: str, records: list[Record], rate: int, answer_
                 **latency_summary(latencies, len(records)),
                 **({"split_ms": {stage: latency_summary([times[n] for times in stages],
                                                         len(records))
-                                 for n, stage in enumerate(("sent_to_made", "made_to_published",
-                                                            "published_to_read"))}}
+                                 for n, stage in enumerate(STAGES)}}
                    if split else {})}
     finally:
         await producer.stop()
@@ -447,8 +450,8 @@ def show(results: dict) -> None:
         split = service.get("split_ms")
         if split:
             rows.append(("  until made / published / read", " · ".join(
-                f"{split[stage]['p50_ms']}/{split[stage]['p99_ms']}" for stage in
-                ("sent_to_made", "made_to_published", "published_to_read")) + " ms",
+                f"{split[stage]['p50_ms']}/{split[stage]['p99_ms']}" for stage in STAGES)
+                + " ms",
                 "p50/p99 of each stage: the engine made the TaskCreated (ce_time), the relay "
                 "published it (record timestamp), it was read"))
     rows += [("service memory", f"idle {m['idle']} MB, peak {m['peak']} MB",
