@@ -269,12 +269,18 @@ class OutboxRelay:
             stopping.add_done_callback(self._abandoned.discard)
 
     async def backlog(self) -> tuple[int, float]:
-        """Returns (unsent rows, age in seconds of the oldest one)."""
+        """Returns (unsent rows, age in seconds of the next one to go out).
+
+        Read from the two ends of the primary key, not counted: a count scans the whole table,
+        rows deleted since the last vacuum included (20–70 ms a count after a burst of 70,000
+        tasks, the relay waiting on it once a second). The rows are numbered from a sequence,
+        so the span of their ids is their number, but for ids that a rolled-back transaction
+        took, which count until the relay has passed them."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
-                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0)"
-                " AS age FROM outbox")
-        return row["n"], float(row["age"])
+                "SELECT (SELECT max(id) FROM outbox) - id + 1 AS n,"
+                " extract(epoch FROM now() - created_at) AS age FROM outbox ORDER BY id LIMIT 1")
+        return (row["n"], float(row["age"])) if row else (0, 0.0)
 
     async def _publish_and_measure(self) -> int:
         published = 0

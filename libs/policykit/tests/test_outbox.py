@@ -155,3 +155,18 @@ async def test_a_relay_that_cannot_take_the_lock_says_so_once_rows_wait(
     assert "outbox: 1 row(s) unsent" in caplog.text
     assert await relay._publish_and_measure() == 1
     await relay.close()
+
+
+async def test_the_backlog_is_the_unsent_rows_and_the_age_of_the_next(
+        pool, schema_name, kafka_bootstrap, topic_name):
+    relay = OutboxRelay(pool, functools.partial(create_relay_producer, kafka_bootstrap),
+                        schema_name)
+    assert await relay.backlog() == (0, 0.0)
+    async with pool.acquire() as conn, conn.transaction():
+        for n in range(3):
+            await enqueue(conn, topic_name, event(f"reg-backlog-{n}"))
+    rows, age = await relay.backlog()
+    assert rows == 3 and 0 <= age < 60
+    assert await relay._publish_and_measure() == 3
+    assert await relay.backlog() == (0, 0.0)
+    await relay.close()
