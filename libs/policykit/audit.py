@@ -36,7 +36,7 @@ import asyncpg
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
-from policykit import auth, jsonlog
+from policykit import auth, db, jsonlog
 from policykit.envelope import Event
 
 
@@ -74,14 +74,17 @@ def caller() -> Caller:
 _JSON = json.JSONEncoder(ensure_ascii=False)
 
 # One statement for any number of rows: the distinct callers as a JSON list, each row naming
-# its caller by position (a batch of events has a handful of callers and thousands of rows).
+# its caller by position (a batch of events has a handful of callers and thousands of rows);
+# the rows' texts as text lists (policykit.db.text_list), a detail of None as an empty text.
 _INSERT = (
     "INSERT INTO audit_log (actor, actor_roles, authenticated_by, via, request, request_id,"
     " idempotency_key, action, subject, detail, event_ids)"
     " SELECT coalesce(c.actor, 'service:' || current_schema()), c.roles, c.authenticated_by,"
     " c.via, c.request, c.request_id, c.idempotency_key, r.action, r.subject, r.detail::jsonb,"
     " string_to_array(r.event_ids, ',')::uuid[]"
-    " FROM unnest($2::int[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY"
+    f" FROM unnest($2::int[], {db.split_text_list('$3')}, {db.split_text_list('$4')},"
+    f" {db.split_text_list('$5', empty_is_null=True)}, {db.split_text_list('$6')})"
+    " WITH ORDINALITY"
     " AS r(caller, action, subject, detail, event_ids, n)"
     " JOIN jsonb_to_recordset($1::jsonb) AS c(n int, actor text, roles text[],"
     " authenticated_by text, via text, request text, request_id text, idempotency_key text)"
@@ -133,11 +136,13 @@ async def _insert(conn: asyncpg.Connection,
                for by, n in numbers.items()]
     await conn.execute(
         _INSERT, json.dumps(callers, ensure_ascii=False), [numbers[row[0]] for row in rows],
-        [action for _, action, _, _, _ in rows], [subject for _, _, subject, _, _ in rows],
-        [None if detail is None else _JSON.encode(detail)
-         for _, _, _, detail, _ in rows],
+        db.text_list([action for _, action, _, _, _ in rows]),
+        db.text_list([subject for _, _, subject, _, _ in rows]),
+        db.text_list(["" if detail is None else _JSON.encode(detail)
+                      for _, _, _, detail, _ in rows]),
         # Event ids are UUIDs: a comma never occurs in them.
-        [",".join(str(event_id) for event_id in event_ids) for *_, event_ids in rows])
+        db.text_list([",".join(str(event_id) for event_id in event_ids)
+                      for *_, event_ids in rows]))
 
 
 def ids_of(payload: Message) -> dict[str, str] | None:

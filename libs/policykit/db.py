@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 import asyncpg
@@ -66,6 +67,34 @@ async def _connect_patiently(*args, wait_s: float, **kwargs) -> asyncpg.Connecti
                         error, pause)
         await asyncio.sleep(pause)
         pause = min(2 * pause, 2.0)
+
+
+# The separator of a text list (`text_list`): the unit separator, a control character that no
+# text the platform takes may hold (policykit.wellformed).
+_LIST_SEPARATOR = "\x1f"
+
+
+def text_list(values: Sequence[str]) -> str:
+    """The texts as one text parameter, for a statement that splits it with `split_text_list`.
+
+    asyncpg tests every element of an array parameter against abstract base classes before it
+    encodes it, ~0.3 µs an element: binding the ten text columns of the task engine's task
+    rows as arrays cost ~8 µs a task of the engine's CPU more than this. Raises ValueError
+    when a text holds the separator."""
+    if not values:
+        return ""
+    # Led by a separator that split_text_list drops, so that [""] is not [].
+    joined = _LIST_SEPARATOR + _LIST_SEPARATOR.join(values)
+    if joined.count(_LIST_SEPARATOR) != len(values):
+        raise ValueError("a text of the list holds U+001F, the list's separator")
+    return joined
+
+
+def split_text_list(parameter: str, *, empty_is_null: bool = False) -> str:
+    """SQL for the text[] that `text_list` made of a parameter, e.g. split_text_list("$4");
+    with `empty_is_null`, its empty texts are NULL."""
+    null = ", ''" if empty_is_null else ""
+    return f"(string_to_array({parameter}, E'\\x1f'{null}))[2:]"
 
 
 def _check_schema(schema: str) -> str:

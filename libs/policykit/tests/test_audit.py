@@ -90,6 +90,9 @@ async def test_a_grpc_caller_and_its_request_are_recorded(pool):
         "via": "grpc", "request": REGISTER, "request_id": "req-7f3a", "idempotency_key": "key-1"}
     assert (unchecked["actor"], unchecked["authenticated_by"], unchecked["idempotency_key"]) == (
         "anonymous", "none", None)
+    # A row without detail or events (NULL, an empty array), and one with both.
+    assert (unchecked["detail"], unchecked["event_ids"]) == (None, [])
+    assert agency["detail"] is not None and len(agency["event_ids"]) == 1
 
 
 async def test_an_event_handler_records_the_event_it_handles(pool, schema_name):

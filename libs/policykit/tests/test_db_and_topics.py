@@ -1,5 +1,6 @@
 """Migrations and topic creation against the real servers."""
 
+import asyncpg
 import pytest
 
 from policykit import db
@@ -52,6 +53,22 @@ async def test_a_connection_given_back_mid_transaction_returns_rolled_back(datab
             assert await conn.fetchval("SELECT count(*) FROM notes") == 0
     finally:
         await pool.close()
+
+
+@pytest.mark.parametrize("texts", [[], [""], ["", ""], ["Thông tư"],
+                                   ["Nghị định 01/2026/NĐ-CP", "", "dòng một\ndòng hai\t,"]])
+async def test_a_text_list_comes_back_as_the_same_texts(database_url, texts):
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval(f"SELECT {db.split_text_list('$1')}",
+                                   db.text_list(texts)) == texts
+    finally:
+        await conn.close()
+
+
+def test_a_text_holding_the_separator_is_refused_from_a_text_list():
+    with pytest.raises(ValueError, match="U\\+001F"):
+        db.text_list(["Luật", "tách\x1fđôi"])
 
 
 def test_declared_topics_are_created_idempotently(kafka_bootstrap):
