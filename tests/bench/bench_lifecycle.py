@@ -204,6 +204,20 @@ async def produce_all(bootstrap: str, records: list[Record]) -> float:
 STAGES = ("sent_to_made", "made_to_published", "published_to_read")
 
 
+# The width of the windows of sending time over which a load's p50 is also given: a p50 that
+# climbs from one window to the next is a service falling behind; one that stays flat with a
+# high p99, a service with pauses.
+WINDOW_S = 5.0
+
+
+def _p50_by_window(sent: list[float], latencies: list[float], started: float) -> list[float]:
+    """The p50 latency (ms) of the answers to the events sent in each WINDOW_S of the load."""
+    windows: dict[int, list[float]] = {}
+    for sent_s, latency in zip(sent, latencies):
+        windows.setdefault(int((sent_s - started) // WINDOW_S), []).append(latency)
+    return [round(percentile(sorted(windows[n]), 0.5), 1) for n in sorted(windows)]
+
+
 def _split(sent_s: float, record, read_s: float) -> tuple[float, float, float]:
     """Where an answer's latency went (ms), as its envelope tells: until the engine made its
     event (`ce_time`), until the relay's producer took its record (the record's timestamp),
@@ -226,6 +240,7 @@ async def offered_load(bootstrap: str, records: list[Record], rate: int, answer_
     await producer.start()
     sent_at: dict[bytes, tuple[float, float]] = {}  # perf_counter and wall clock
     latencies: list[float] = []
+    sent_then: list[float] = []  # each answer's send, perf_counter
     stages: list[tuple[float, float, float]] = []
     try:
         partitions = [TopicPartition(answer_topic, p)
@@ -244,6 +259,7 @@ async def offered_load(bootstrap: str, records: list[Record], rate: int, answer_
                         sent = sent_at.pop(record.key, None)
                         if sent is not None:
                             latencies.append(1000 * (now - sent[0]))
+                            sent_then.append(sent[0])
                             if split:
                                 stages.append(_split(sent[1], record, wall))
 
@@ -263,6 +279,7 @@ async def offered_load(bootstrap: str, records: list[Record], rate: int, answer_
                 "achieved_per_s": round(len(records) / (time.perf_counter() - started), 1)
                 if not sent_at else None,
                 **latency_summary(latencies, len(records)),
+                "p50_ms_by_window": _p50_by_window(sent_then, latencies, started),
                 **({"split_ms": {stage: latency_summary([times[n] for times in stages],
                                                         len(records))
                                  for n, stage in enumerate(STAGES)}}
@@ -454,6 +471,9 @@ def show(results: dict) -> None:
                 + " ms",
                 "p50/p99 of each stage: the engine made the TaskCreated (ce_time), the relay "
                 "published it (record timestamp), it was read"))
+        rows.append((f"  p50 by {WINDOW_S:.0f} s of sending",
+                     " → ".join(f"{p50:.0f}" for p50 in service["p50_ms_by_window"]) + " ms",
+                     "climbing: the service falls behind; flat with a high p99: it pauses"))
     rows += [("service memory", f"idle {m['idle']} MB, peak {m['peak']} MB",
               f"×{m['ratio_peak_to_idle']}"),
              ("load average before / after", f"{machine['load_average_before'][0]:.1f} / "
