@@ -274,8 +274,8 @@ class OutboxRelay:
         Read from the two ends of the primary key, not counted: a count scans the whole table,
         rows deleted since the last vacuum included (20–70 ms a count after a burst of 70,000
         tasks, the relay waiting on it once a second). The rows are numbered from a sequence,
-        so the span of their ids is their number, but for ids that a rolled-back transaction
-        took, which count until the relay has passed them."""
+        so the span of their ids is their number — at most: ids that a rolled-back transaction
+        took count until the relay has passed them."""
         async with self.pool.acquire() as conn:
             row = await conn.fetchrow(
                 "SELECT (SELECT max(id) FROM outbox) - id + 1 AS n,"
