@@ -98,8 +98,11 @@ TUYEN_QUANG_MARCH = 100 / 75 * (30 * 0.5 + 20 * 1 + 15 * (2e5 / TUYEN_QUANG_POPU
 
 
 def test_agency_scorecard_from_known_inputs(stub, in_march):
+    # The cancelled task leaves the score as it is: wait for its cancellation too, which the
+    # consultation and survey events that complete the score can overtake (other topics).
     card = scorecard_when(stub, AGENCY, "bnnmt", "2033-03",
-                          lambda c: c.score == pytest.approx(BNNMT_MARCH, abs=0.01))
+                          lambda c: c.score == pytest.approx(BNNMT_MARCH, abs=0.01)
+                          and kpi(c, "tasks") == 4)
     assert (card.subject_name, card.rank) == ("Bộ Nông nghiệp và Môi trường", 1)
     assert set(card.merged_ids) == {"bnnmt", "btnmt"}
     assert {k: kpi(card, k) for k in ("tasks", "tasks_on_time", "tasks_late", "tasks_overdue",
