@@ -73,10 +73,13 @@ def caller() -> Caller:
 # Built once: json.dumps with ensure_ascii=False builds an encoder a call, one per task created.
 _JSON = json.JSONEncoder(ensure_ascii=False)
 
-# One statement for any number of rows: the distinct callers as a JSON list, each row naming
-# its caller by position (a batch of events has a handful of callers and thousands of rows);
-# the rows' texts as text lists (policykit.db.text_list), a detail of None as an empty text.
-_INSERT = (
+# The statement that writes audit rows, for any number of rows, its parameters $1–$6 given by
+# `rows_arguments` (policykit.outbox writes the outbox rows of emitted events in it too, with
+# parameters of its own after these). The distinct callers come as a JSON list, each row
+# naming its caller by position (a batch of events has a handful of callers and thousands of
+# rows); the rows' texts as text lists (policykit.db.text_list), a detail of None as an empty
+# text.
+INSERT = (
     "INSERT INTO audit_log (actor, actor_roles, authenticated_by, via, request, request_id,"
     " idempotency_key, action, subject, detail, event_ids)"
     " SELECT coalesce(c.actor, 'service:' || current_schema()), c.roles, c.authenticated_by,"
@@ -90,15 +93,15 @@ _INSERT = (
     " authenticated_by text, via text, request text, request_id text, idempotency_key text)"
     " ON c.n = r.caller ORDER BY r.n")
 
+Row = tuple[Caller, str, str, dict | None, list]  # caller, action, subject, detail, event ids
 
-async def record_emitted(conn: asyncpg.Connection, events: Iterable[Event], *,
-                         callers: Iterable[Caller] | None = None) -> None:
-    """Records the changes the events describe, a row each naming it (one round trip for all),
-    in the caller's open transaction. `callers`, one per event, default to the current one."""
-    events = list(events)
+
+def emitted_rows(events: list[Event], callers: Iterable[Caller] | None = None) -> list[Row]:
+    """The rows recording the changes the events describe, a row each naming it. `callers`,
+    one per event, default to the current one."""
     by = [caller()] * len(events) if callers is None else callers
-    await _insert(conn, [(who, event.type, event.subject, ids_of(event.payload), [event.id])
-                         for who, event in zip(by, events, strict=True)])
+    return [(who, event.type, event.subject, ids_of(event.payload), [event.id])
+            for who, event in zip(by, events, strict=True)]
 
 
 async def record_events(conn: asyncpg.Connection, action: str, subject: str,
@@ -122,11 +125,14 @@ async def record(conn: asyncpg.Connection, action: str, subject: str,
     await _insert(conn, [(caller(), action, subject, detail, [])])
 
 
-async def _insert(conn: asyncpg.Connection,
-                  rows: list[tuple[Caller, str, str, dict | None, list]]) -> None:
-    """Writes rows of (caller, action, subject, detail, event ids)."""
+async def _insert(conn: asyncpg.Connection, rows: list[Row]) -> None:
     if not conn.is_in_transaction():
         raise RuntimeError("audit rows must be written in the transaction that changes the state")
+    await conn.execute(INSERT, *rows_arguments(rows))
+
+
+def rows_arguments(rows: list[Row]) -> tuple:
+    """The parameters of INSERT that write the rows."""
     numbers: dict[Caller, int] = {}
     for by, *_ in rows:
         numbers.setdefault(by, len(numbers))
@@ -134,15 +140,14 @@ async def _insert(conn: asyncpg.Connection,
                 "authenticated_by": by.authenticated_by, "via": by.via, "request": by.request,
                 "request_id": by.request_id, "idempotency_key": by.idempotency_key}
                for by, n in numbers.items()]
-    await conn.execute(
-        _INSERT, json.dumps(callers, ensure_ascii=False), [numbers[row[0]] for row in rows],
-        db.text_list([action for _, action, _, _, _ in rows]),
-        db.text_list([subject for _, _, subject, _, _ in rows]),
-        db.text_list(["" if detail is None else _JSON.encode(detail)
-                      for _, _, _, detail, _ in rows]),
-        # Event ids are UUIDs: a comma never occurs in them.
-        db.text_list([",".join(str(event_id) for event_id in event_ids)
-                      for *_, event_ids in rows]))
+    return (json.dumps(callers, ensure_ascii=False), [numbers[row[0]] for row in rows],
+            db.text_list([action for _, action, _, _, _ in rows]),
+            db.text_list([subject for _, _, subject, _, _ in rows]),
+            db.text_list(["" if detail is None else _JSON.encode(detail)
+                          for _, _, _, detail, _ in rows]),
+            # Event ids are UUIDs: a comma never occurs in them.
+            db.text_list([",".join(str(event_id) for event_id in event_ids)
+                          for *_, event_ids in rows]))
 
 
 def ids_of(payload: Message) -> dict[str, str] | None:
