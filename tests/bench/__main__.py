@@ -131,6 +131,27 @@ def lifecycle_figures(life: dict, b: dict) -> list[dict]:
         service, raw = latency["service"], latency["baseline_raw_kafka"]
         rows.append(figure(f"lifecycle latency p99 at {rate} events/s", service["p99_ms"], "ms",
                            "raw Kafka p99, same load (own broker)", raw["p99_ms"]))
+    return rows + replicated_lifecycle_figures(life, b)
+
+
+def replicated_lifecycle_figures(life: dict, b: dict) -> list[dict]:
+    """The same lifecycle against several replicas of the task engine, against the consuming
+    baseline and against one replica measured in the same run."""
+    replicated = life.get("replicated")
+    if not replicated:
+        return []
+    s, replicas = replicated["saturated"], f"{replicated['replicas']} replicas"
+    rows = [
+        figure(f"lifecycle events applied, saturated, {replicas}", s["events_per_s"],
+               "events/s", "aiokafka consume", b["aiokafka_consume_per_s"]),
+        figure(f"lifecycle events applied, saturated, {replicas}", s["events_per_s"],
+               "events/s", "one replica (own run)", life["saturated"]["events_per_s"]),
+    ]
+    for rate, latency in replicated["latency"].items():
+        raw = life["latency"][rate]["baseline_raw_kafka"]
+        rows.append(figure(f"lifecycle latency p99 at {rate} events/s, {replicas}",
+                           latency["service"]["p99_ms"], "ms",
+                           "raw Kafka p99, same load (own broker)", raw["p99_ms"]))
     return rows
 
 

@@ -16,6 +16,11 @@ and the communication service (the task engine) as a subprocess, then measures:
   its regulation read from policy.communication.v1, and is split where that record's envelope
   tells: until the engine made the event (ce_time), until the relay published it (the
   record's timestamp), until it was read;
+- both again with several replicas of the service (`--replicas`, default 2: the deployment's
+  floor, `minReplicaCount` in k8s/components/keda), started beside the first and measured once
+  their consumer group is stable: the saturated input is then produced while they run, rather
+  than waiting for them (a member starting later would make the others stop for a
+  rebalance);
 - the service's resident memory, idle (started, nothing to do) and at its peak under load;
 - in the same run, baselines on the same machine: aiokafka producing the TaskCreated records
   (the outbox relay's client, with its batch API) and aiokafka (Faust's client) reading those
@@ -56,7 +61,8 @@ from services.communication import playbook
 from services.communication.handlers import CONSUMER, SOURCE, regulation_from_draft
 from services.communication.planner import plan
 from tests.bench.baselines import aiokafka_consume_rate, aiokafka_produce_rate, create_topic
-from tests.bench.measure import Sampler, broker_and_database, run_timed, watch_topic
+from tests.bench.measure import (Sampler, broker_and_database, run_timed, wait_for_group,
+                                 watch_topic)
 from tests.support import idle_rss_mb, start_service, topic_size
 
 RESULTS = Path(__file__).with_name("results") / "lifecycle.json"
@@ -355,8 +361,50 @@ def wait_applied(bootstrap: str, database_url: str, events: int, tasks: int, rec
 
 # ---- the run --------------------------------------------------------------------------------
 
+def offered_loads(bootstrap: str, lifecycles: Lifecycles, loads: tuple[int, ...],
+                  seconds: float, echo_topic: str | None) -> dict[int, dict]:
+    """Offers each load of large-impact drafts for `seconds`; with `echo_topic`, the same
+    records through Kafka alone too, read back from that topic."""
+    latency = {}
+    for rate in loads:
+        print(f"offered load {rate}/s for {seconds:.0f} s …", flush=True)
+        drafts = [(DRAFTING_TOPIC, *to_record(lifecycles.draft(large=True)))
+                  for _ in range(int(rate * seconds))]
+        latency[rate] = {"service": asyncio.run(offered_load(bootstrap, drafts, rate, TASK_TOPIC,
+                                                             split=True))}
+        if echo_topic:
+            latency[rate]["baseline_raw_kafka"] = asyncio.run(offered_load(
+                bootstrap, [(echo_topic, *r[1:]) for r in drafts], rate, echo_topic))
+    return latency
+
+
+def measure_replicated(bootstrap: str, database_url: str, lifecycles: Lifecycles, events: int,
+                       loads: tuple[int, ...], seconds: float) -> dict:
+    """Saturated throughput and latency again, against the replicas now running: the input is
+    produced while they run (their group is stable), and timed as in the first phase."""
+    handled, stored = asyncio.run(count_progress(database_url))
+    records, expected_tasks = lifecycles.saturation(events)
+    print(f"saturated, replicated: {len(records):,} events, {expected_tasks:,} tasks …",
+          flush=True)
+    topic_before = topic_size(bootstrap, TASK_TOPIC)
+    asyncio.run(produce_all(bootstrap, records))
+    first, done = wait_applied(bootstrap, database_url, handled + len(records),
+                               stored + expected_tasks, topic_before + expected_tasks,
+                               topic_before)
+    elapsed = done - first
+    print(f"  {len(records) / elapsed:,.0f} events/s", flush=True)
+    return {"saturated": {"events": len(records), "tasks": expected_tasks,
+                          "seconds": round(elapsed, 2),
+                          "events_per_s": round(len(records) / elapsed),
+                          "tasks_per_s": round(expected_tasks / elapsed)},
+            # The raw Kafka baselines are the first phase's, at the same loads.
+            "latency": {str(rate): figures for rate, figures in
+                        offered_loads(bootstrap, lifecycles, loads, seconds, None).items()}}
+
+
 def run(events: int = 30_000, loads: tuple[int, ...] = (50, 200, 1000), seconds: float = 20,
-        baseline_rows: int = 20_000, env: dict[str, str] | None = None) -> dict:
+        baseline_rows: int = 20_000, env: dict[str, str] | None = None,
+        replicas: int = 2) -> dict:
     """Runs the whole benchmark at the given sizes; `env` adds to the service's environment."""
     load_before = os.getloadavg()
     lifecycles = Lifecycles()
@@ -393,17 +441,21 @@ def run(events: int = 30_000, loads: tuple[int, ...] = (50, 200, 1000), seconds:
             # The TaskCreated records just emitted: the input fits in a few fetches.
             consume_rate = asyncio.run(aiokafka_consume_rate(bootstrap, TASK_TOPIC,
                                                              expected_tasks))
-            latency = {}
-            for rate in loads:
-                print(f"offered load {rate}/s for {seconds:.0f} s …", flush=True)
-                drafts = [(DRAFTING_TOPIC, *to_record(lifecycles.draft(large=True)))
-                          for _ in range(int(rate * seconds))]
-                latency[rate] = {
-                    "service": asyncio.run(offered_load(bootstrap, drafts, rate, TASK_TOPIC,
-                                                        split=True)),
-                    # The same records through Kafka alone, read back from a topic of their own.
-                    "baseline_raw_kafka": asyncio.run(offered_load(
-                        bootstrap, [(echo_topic, *r[1:]) for r in drafts], rate, echo_topic))}
+            latency = offered_loads(bootstrap, lifecycles, loads, seconds, echo_topic)
+        replicated = {}
+        if replicas > 1:
+            print(f"starting {replicas - 1} more replica(s) …", flush=True)
+            for number in range(1, replicas):
+                logs = workdir / f"replica-{number}"
+                logs.mkdir()
+                stack.callback(start_service("services.communication", logs,
+                                             service_env).terminate)
+            wait_for_group(bootstrap, CONSUMER, replicas)
+            replicated = measure_replicated(bootstrap, database_url, lifecycles, events, loads,
+                                            seconds)
+            replicated["replicas"] = replicas
+            replicated["saturated"]["ratio_to_one_replica"] = round(
+                replicated["saturated"]["events_per_s"] / (len(records) / (done - first)), 2)
         exit_code = service.terminate()
 
     elapsed = done - first
@@ -433,6 +485,7 @@ def run(events: int = 30_000, loads: tuple[int, ...] = (50, 200, 1000), seconds:
         "latency": {str(rate): {**figures, "ratio_p99_to_raw_kafka": _ratio(
             figures["service"]["p99_ms"], figures["baseline_raw_kafka"]["p99_ms"])}
             for rate, figures in latency.items()},
+        "replicated": replicated,
         "rss_mb": {"idle": round(idle_rss, 1), "peak": round(memory.peak_mb, 1),
                    "ratio_peak_to_idle": round(memory.peak_mb / idle_rss, 2)},
         "service_exit_code": exit_code,
@@ -474,6 +527,17 @@ def show(results: dict) -> None:
         rows.append((f"  p50 by {WINDOW_S:.0f} s of sending",
                      " → ".join(f"{p50:.0f}" for p50 in service["p50_ms_by_window"]) + " ms",
                      "climbing: the service falls behind; flat with a high p99: it pauses"))
+    replicated = results.get("replicated")
+    if replicated:
+        r, replicas = replicated["saturated"], replicated["replicas"]
+        rows.append((f"saturated, {replicas} replicas", f"{r['events_per_s']:,} events/s",
+                     f"{r['tasks']:,} tasks of {r['events']:,} events in {r['seconds']} s; "
+                     f"×{r['ratio_to_one_replica']} one replica"))
+        for rate, figures in replicated["latency"].items():
+            service = figures["service"]
+            rows.append((f"latency at {rate} events/s, {replicas} replicas, p50 / p99",
+                         f"{service['p50_ms']} / {service['p99_ms']} ms",
+                         f"{service['answered']}/{service['events']} answered"))
     rows += [("service memory", f"idle {m['idle']} MB, peak {m['peak']} MB",
               f"×{m['ratio_peak_to_idle']}"),
              ("load average before / after", f"{machine['load_average_before'][0]:.1f} / "
@@ -491,8 +555,11 @@ def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
                         default=(50, 200, 1000), help="offered loads, events/s, comma-separated")
     parser.add_argument("--seconds", type=float, default=20, help="duration of each load")
     parser.add_argument("--baseline-rows", type=int, default=20_000)
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="replicas of the service measured after one alone (1: none)")
     args = parser.parse_args(argv)
-    run_timed(lambda: run(args.events, args.loads, args.seconds, args.baseline_rows), show, results_path)
+    run_timed(lambda: run(args.events, args.loads, args.seconds, args.baseline_rows,
+                          replicas=args.replicas), show, results_path)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import psutil
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import CoordinatorNotAvailableError
 
 from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
 from deploy.local.postgres_server import PostgresServer
@@ -61,6 +62,28 @@ def watch_topic(bootstrap: str, topic: str, records: int, *, after: int = 0,
             time.sleep(0.05)
     finally:
         consumer.close()
+
+
+def wait_for_group(bootstrap: str, group: str, members: int, timeout: float = 120) -> None:
+    """Waits until the consumer group is stable with `members` members, so that what is then
+    measured runs with every member's partitions assigned rather than through a rebalance."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                found = admin.describe_groups([group])[group]
+                if (found.get("group_state") == "Stable"
+                        and len(found.get("members") or ()) == members):
+                    return
+            except CoordinatorNotAvailableError:  # the group's coordinator is being elected
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"consumer group {group} not stable with {members} members "
+                                   f"after {timeout}s")
+            time.sleep(0.5)
+    finally:
+        admin.close()
 
 
 def _sample_rss(pid: int, stop: threading.Event, samples: list[int]) -> None:

@@ -38,7 +38,10 @@ def test_small_run_reports_every_figure_against_a_baseline(tmp_path):
     for service in PLATFORM_SERVICES:
         assert {f"{service} RSS idle", f"{service} RSS peak under load"} <= names
     for expected in ("kafka-python produce", "aiokafka consume", "asyncpg executemany",
-                     "lifecycle events applied, saturated", "comment intake, bulk, durable",
+                     "lifecycle events applied, saturated",
+                     "lifecycle events applied, saturated, 2 replicas",
+                     "lifecycle latency p99 at 50 events/s, 2 replicas",
+                     "comment intake, bulk, durable",
                      "comment intake, unary p99", "comment intake, bulk, durable, 2 replicas",
                      "comment intake, unary p99, 2 replicas", "delivery reports aggregated"):
         assert expected in names, names
