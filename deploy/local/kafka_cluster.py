@@ -159,10 +159,14 @@ class KafkaCluster:
             # KafkaBroker formats its storage with the id it finds here: one id for all.
             node.data_dir.mkdir(parents=True, exist_ok=True)
             (node.data_dir / "cluster.id").write_text(cluster_id.read_text())
-        # All at once: a broker becomes ready only once the quorum answers anyway.
-        self._on_each(lambda node: node.start(timeout), self.nodes.values())
-        self.wait_for(lambda: self.registered_brokers() == set(self.brokers), timeout,
-                      "every broker registered")
+        try:
+            # All at once: a broker becomes ready only once the quorum answers anyway.
+            self._on_each(lambda node: node.start(timeout), self.nodes.values())
+            self.wait_for(lambda: self.registered_brokers() == set(self.brokers), timeout,
+                          "every broker registered")
+        except BaseException:
+            self.stop()  # a cluster that did not come up leaves no JVM behind
+            raise
 
     def stop(self) -> None:
         """Stops every node cleanly, brokers first (a controlled shutdown needs the quorum)."""
