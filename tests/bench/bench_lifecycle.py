@@ -453,13 +453,14 @@ def run(events: int = 30_000, loads: tuple[int, ...] = (50, 200, 1000), seconds:
             wait_for_group(bootstrap, CONSUMER, replicas)
             replicated = measure_replicated(bootstrap, database_url, lifecycles, events, loads,
                                             seconds)
-            replicated["replicas"] = replicas
-            replicated["saturated"]["ratio_to_one_replica"] = round(
-                replicated["saturated"]["events_per_s"] / (len(records) / (done - first)), 2)
         exit_code = service.terminate()
 
     elapsed = done - first
     per_s = len(records) / elapsed
+    if replicated:
+        replicated["replicas"] = replicas
+        replicated["saturated"]["ratio_to_one_replica"] = round(
+            replicated["saturated"]["events_per_s"] / per_s, 2)
     tasks_per_s = expected_tasks / elapsed
     return {
         "run_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
