@@ -8,12 +8,14 @@ import functools
 import hashlib
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 
 log = logging.getLogger(__name__)
+T, W = TypeVar("T"), TypeVar("W")
 
 # Migrations every service gets: the outbox and the inbox tables.
 SHARED_MIGRATIONS = Path(__file__).parent / "migrations"
@@ -95,6 +97,21 @@ def split_text_list(parameter: str, *, empty_is_null: bool = False) -> str:
     with `empty_is_null`, its empty texts are NULL."""
     null = ", ''" if empty_is_null else ""
     return f"(string_to_array({parameter}, E'\\x1f'{null}))[2:]"
+
+
+async def meanwhile(statement: Awaitable[T], work: Callable[[], W]) -> tuple[T, W]:
+    """Sends a statement, does `work` while the server runs it, then waits for its answer;
+    returns both results. On a 2-core machine the server's part and the service's run on
+    different cores: a batch's largest statement overlaps the Python that does not depend on
+    its answer, rather than each waiting for the other. The statement is awaited even when
+    `work` fails, so that the connection is free again before the error propagates."""
+    sending = asyncio.ensure_future(statement)
+    await asyncio.sleep(0)  # the statement's task runs until it has sent its query
+    try:
+        done = work()
+    finally:
+        answer = await sending
+    return answer, done
 
 
 def _check_schema(schema: str) -> str:

@@ -14,7 +14,7 @@ from prometheus_client import Counter
 from policy.communication.v1 import events_pb2 as task_events
 from policy.communication.v1 import task_pb2
 from policy.drafting.v1 import events_pb2 as drafting
-from policykit import audit, deferred
+from policykit import audit, db, deferred
 from policykit.envelope import Event, new_event
 from policykit.kafka_io import RejectedEvent, event_scope
 from policykit.outbox import OutboxRelay, enqueue_many, first_deliveries, first_delivery
@@ -101,8 +101,11 @@ class _Pending:
 
     def emit(self, payloads: list, by: audit.Caller) -> None:
         for payload in payloads:
-            self.events.append(new_event(payload, SOURCE))
-            self.callers.append(by)
+            self.add(new_event(payload, SOURCE), by)
+
+    def add(self, event: Event, by: audit.Caller) -> None:
+        self.events.append(event)
+        self.callers.append(by)
 
 
 class TaskEngine:
@@ -212,12 +215,19 @@ class TaskEngine:
         TaskCreated for those that are new."""
         await pending.write_regulations(conn)
         planned, pending.planned = pending.planned, []
-        created = await storage.insert_tasks(conn, [(event, task) for event, task, _ in planned],
-                                             self.playbook.version, storage.utc_now())
-        caller_of = {task.task_id: by for _, task, by in planned}
-        pending.created.update(payload.task.playbook_rule for payload in created)
-        for payload in created:
-            pending.emit([payload], caller_of[payload.task.task_id])
+        now = storage.utc_now()
+        # The TaskCreated of every task planned are made while PostgreSQL stores the tasks;
+        # those already stored (a task planned again) are dropped once it has answered.
+        new_ids, made = await db.meanwhile(
+            storage.insert_tasks(conn, [(event, task) for event, task, _ in planned],
+                                 self.playbook.version, now),
+            lambda: [new_event(storage.task_created(event, task, self.playbook.version, now),
+                               SOURCE) for event, task, _ in planned])
+        created = [(task, event, by) for (_, task, by), event in zip(planned, made)
+                   if task.task_id in new_ids]
+        for task, event, by in created:
+            pending.created[task.rule_id] += 1
+            pending.add(event, by)
         if created:
             log.info("%d event(s) created %d task(s)",
                      len({event.id for event, _, _ in planned}), len(created))

@@ -119,11 +119,11 @@ _INSERT_TASKS = (
 
 
 async def insert_tasks(conn: asyncpg.Connection, planned: list[tuple[Event, PlannedTask]],
-                       playbook_version: str, now: datetime) -> list[task_events.TaskCreated]:
-    """Stores the tasks planned for their trigger events, in one statement; returns the
-    TaskCreated of those that did not exist yet, in the planned order."""
+                       playbook_version: str, now: datetime) -> set[str]:
+    """Stores the tasks planned for their trigger events, in one statement; returns the ids
+    of those that did not exist yet."""
     if not planned:
-        return []
+        return set()
     rows = await conn.fetch(_INSERT_TASKS, playbook_version, task_pb2.TASK_STATUS_CREATED, now,
                             *(text_list(column) for column in zip(*(
                                 (p.task_id, e.regulation_id, e.id, e.type, p.rule_id, p.kind,
@@ -133,9 +133,7 @@ async def insert_tasks(conn: asyncpg.Connection, planned: list[tuple[Event, Plan
                                 for e, p in planned))),
                             [p.channel for _, p in planned], [p.priority for _, p in planned],
                             [p.due_at for _, p in planned])
-    created = {str(row["task_id"]) for row in rows}
-    return [task_created(e, p, playbook_version, now) for e, p in planned
-            if p.task_id in created]
+    return {str(row["task_id"]) for row in rows}
 
 
 async def task_parties(conn: asyncpg.Connection, task_id: str) -> asyncpg.Record | None:

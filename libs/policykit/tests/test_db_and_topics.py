@@ -55,6 +55,30 @@ async def test_a_connection_given_back_mid_transaction_returns_rolled_back(datab
         await pool.close()
 
 
+async def test_work_done_meanwhile_returns_with_the_statements_answer(database_url):
+    conn = await asyncpg.connect(database_url)
+    try:
+        done = []
+        answer, made = await db.meanwhile(
+            conn.fetchval("SELECT $1::text || ' đã lưu'", "Thông tư"),
+            lambda: done.append("việc") or len(done))
+        assert (answer, made, done) == ("Thông tư đã lưu", 1, ["việc"])
+
+        # Work that fails still waits for the statement: the connection is free afterwards.
+        with pytest.raises(ZeroDivisionError):
+            await db.meanwhile(conn.execute("SELECT pg_sleep(0.05)"), lambda: 1 / 0)
+        assert await conn.fetchval("SELECT 1") == 1
+
+        # A statement that fails fails the call, once the work is done.
+        done.clear()
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await db.meanwhile(conn.fetch("SELECT * FROM no_such_table"),
+                               lambda: done.append("việc"))
+        assert done == ["việc"]
+    finally:
+        await conn.close()
+
+
 @pytest.mark.parametrize("texts", [[], [""], ["", ""], ["Thông tư"],
                                    ["Nghị định 01/2026/NĐ-CP", "", "dòng một\ndòng hai\t,"]])
 async def test_a_text_list_comes_back_as_the_same_texts(database_url, texts):

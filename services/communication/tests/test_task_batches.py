@@ -156,3 +156,19 @@ async def test_events_another_replica_defers_during_a_batch_are_applied(engine, 
             "SELECT DISTINCT trigger_event_id FROM tasks")}
     assert triggers == {registration.id, early.id}
     assert (await counts(engine))["deferred_events"] == 0
+
+
+async def test_tasks_planned_again_are_neither_stored_nor_announced_twice(engine):
+    # The inbox keeps a redelivery from being applied; were it applied (its inbox row gone),
+    # the tasks it plans exist already: one task each, one TaskCreated each.
+    stored, fresh = registered("reg-t1"), registered("reg-t2")
+    await engine.handle_batch([stored])
+    first = await counts(engine)
+    async with engine.pool.acquire() as conn:
+        await conn.execute("DELETE FROM inbox WHERE event_id = $1", stored.id)
+    await engine.handle_batch([stored, fresh])
+    after = await counts(engine)
+    assert after["tasks"] == after["outbox"] == 2 * first["tasks"] > 0
+    async with engine.pool.acquire() as conn:
+        announced = await conn.fetch("SELECT value FROM outbox")
+    assert len({row["value"] for row in announced}) == after["outbox"]
