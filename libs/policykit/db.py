@@ -104,10 +104,11 @@ async def meanwhile(statement: Awaitable[T], work: Callable[[], W]) -> tuple[T, 
     returns both results. On a 2-core machine the server's part and the service's run on
     different cores: a batch's largest statement overlaps the Python that does not depend on
     its answer, rather than each waiting for the other. The statement is awaited even when
-    `work` fails, so that the connection is free again before the error propagates."""
+    `work` fails or the caller is cancelled, so that the connection is free again (for the
+    transaction's rollback) before the error propagates."""
     sending = asyncio.ensure_future(statement)
-    await asyncio.sleep(0)  # the statement's task runs until it has sent its query
     try:
+        await asyncio.sleep(0)  # the statement's task runs until it has sent its query
         done = work()
     finally:
         answer = await sending

@@ -1,5 +1,7 @@
 """Migrations and topic creation against the real servers."""
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -68,6 +70,15 @@ async def test_work_done_meanwhile_returns_with_the_statements_answer(database_u
         with pytest.raises(ZeroDivisionError):
             await db.meanwhile(conn.execute("SELECT pg_sleep(0.05)"), lambda: 1 / 0)
         assert await conn.fetchval("SELECT 1") == 1
+
+        # A caller cancelled while the statement runs gets the connection back free.
+        call = asyncio.ensure_future(db.meanwhile(conn.execute("SELECT pg_sleep(0.05)"),
+                                                  lambda: None))
+        await asyncio.sleep(0)  # the call has sent its statement
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert await conn.fetchval("SELECT 2") == 2
 
         # A statement that fails fails the call, once the work is done.
         done.clear()
