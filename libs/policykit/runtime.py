@@ -9,6 +9,7 @@ NOT_SERVING, in-flight calls finish, background work stops, the outbox is flushe
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import functools
 import gc
 import logging
@@ -168,6 +169,10 @@ def main(name: str, migrations: Path, setup: Setup) -> None:
     """Console entry point: exits 2 with the reason on bad configuration (an environment
     variable, a configuration file a service's setup loads, or Kafka credentials the broker
     refuses), 0 after a graceful stop."""
+    # A crash in a C extension (a segmentation fault while the Faust consumer's thread
+    # stopped, once in `make test`) would otherwise end the process with no word of where:
+    # this writes every thread's Python traceback to stderr, the service's log, first.
+    faulthandler.enable()
     # Handling an event or a comment makes many short-lived objects: with the default
     # thresholds the cyclic collector took a tenth of the task engine's CPU under load (2.2 s
     # of 19.6 s; 0.5 s after) and 3.1 s of the consultation service's bulk intake (0.7 s
