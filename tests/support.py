@@ -25,9 +25,9 @@ PYTHONPATH = os.pathsep.join(str(REPO / p) for p in (".", "gen/python", "libs", 
 
 
 def read_topic(bootstrap: str, topics: list[str], until: Callable[[list], bool],
-               timeout: float = 60) -> list:
+               timeout: float = 60, missing: Callable[[list], str] | None = None) -> list:
     """Reads the topics from the beginning with a throwaway group until `until(records)`
-    holds; fails the test when the deadline passes first."""
+    holds; fails the test when the deadline passes first, saying `missing(records)`."""
     consumer = KafkaConsumer(*topics, bootstrap_servers=bootstrap, group_id=f"t-{uuid.uuid4()}",
                              auto_offset_reset="earliest", enable_auto_commit=False)
     records: list = []
@@ -35,7 +35,8 @@ def read_topic(bootstrap: str, topics: list[str], until: Callable[[list], bool],
     try:
         while not until(records):
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out reading {topics}; got {len(records)} records")
+                raise AssertionError(f"timed out reading {topics}; got {len(records)} records"
+                                     + (f"; {missing(records)}" if missing else ""))
             for batch in consumer.poll(timeout_ms=500).values():
                 records.extend(batch)
         return records

@@ -139,7 +139,9 @@ def _awaited_frames(coro) -> list:
 
 
 def _where(frame) -> str:
-    return f"{frame.f_code.co_name} ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+    """The function, its module and line: "publish_batch (policykit.outbox:212)"."""
+    module = frame.f_globals.get("__name__") or Path(frame.f_code.co_filename).name
+    return f"{frame.f_code.co_name} ({module}:{frame.f_lineno})"
 
 
 async def check_login(bootstrap_servers: str, security: KafkaSecurity) -> None:

@@ -5,6 +5,7 @@ acknowledged."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import threading
 import time
@@ -79,25 +80,33 @@ def running_service(name: str, bootstrap: str, database_url: str,
 
 
 @contextmanager
-def waits_on_failure(services: Mapping[str, RunningService]) -> Iterator[None]:
-    """On a failed check, asks each running service where it waits (SIGUSR1,
-    policykit.runtime.log_waits) and adds what it logged to the failure: a service that
-    stopped making progress without logging why is seen there."""
+def waits_on_failure(services: Mapping[str, RunningService],
+                     state: Callable[[], str] = str) -> Iterator[None]:
+    """On a failed check, adds `state()` to the failure, then asks each running service where
+    it waits (SIGUSR1, policykit.runtime.log_waits) and adds what it logged: a service that
+    stopped making progress without logging why is seen there. Tasks and threads waiting in
+    the project's own code come first: a long failure is cut short where it is shown."""
     try:
         yield
     except AssertionError as failure:
+        try:
+            found = state()
+        except Exception as error:  # the failure matters more than the state
+            found = f"state unknown ({type(error).__name__}: {error})"
         logged = {name: service.log.stat().st_size for name, service in services.items()}
         for service in services.values():
             if service.process.poll() is None:
                 service.process.send_signal(signal.SIGUSR1)
         time.sleep(2)
-        report = []
+        report = [str(failure), found]
         for name, service in services.items():
             with service.log.open("rb") as log:
                 log.seek(logged[name])
-                report.append(f"--- {name}, on SIGUSR1:\n"
-                              + log.read().decode("utf-8", errors="replace"))
-        raise AssertionError("\n".join([str(failure), *report])) from None
+                lines = log.read().decode("utf-8", errors="replace").splitlines()
+            lines.sort(key=lambda line: not re.search(r"\((policykit|services)\.", line))
+            report.append(f"--- {name}, on SIGUSR1:")
+            report.extend(lines)
+        raise AssertionError("\n".join(report)) from None
 
 
 class Registrations:
@@ -122,8 +131,13 @@ def audit_registrations(bootstrap: str, regulation_ids: list[str]) -> dict[str, 
     there (failing the test when one is missing); returns how many events there are and
     how many came more than once (the same ce_id)."""
     wanted = {r.encode() for r in regulation_ids}
-    records = read_topic(bootstrap, [DRAFTING_TOPIC],
-                         lambda rs: {r.key for r in rs} >= wanted, timeout=RECOVERY_TIMEOUT_S)
+
+    def missing(records) -> str:
+        return "missing " + ", ".join(sorted(
+            key.decode() for key in wanted - {r.key for r in records}))
+
+    records = read_topic(bootstrap, [DRAFTING_TOPIC], lambda rs: {r.key for r in rs} >= wanted,
+                         timeout=RECOVERY_TIMEOUT_S, missing=missing)
     found = Counter(from_record(r.key, r.value, r.headers).id for r in records
                     if r.key in wanted)
     return {"registered": len(found), "duplicates": sum(n - 1 for n in found.values())}

@@ -240,7 +240,15 @@ def test_services_recover_by_themselves(fault, cluster, toxiproxy, services, ann
         toxiproxy.reset()
         registrations.close()
 
-    with waits_on_failure(services):
+    def state() -> str:
+        groups = "; ".join(f"group {group}: {members(direct, group)} member(s), "
+                           f"{group_lag(direct, group, topic)} behind on {topic}"
+                           for group, topic in GROUPS.items())
+        outbox = ", ".join(f"{name} {metric(drafting.metrics_port, name)}" for name in (
+            "policy_outbox_backlog", "policy_outbox_oldest_unsent_seconds"))
+        return f"{expected[-1]} came by {INTAKE_TOPIC}; {groups}; drafting's {outbox}"
+
+    with waits_on_failure(services, state):
         found = audit_registrations(direct, expected)
         for group, topic in GROUPS.items():
             eventually(lambda: members(direct, group) > 0 and group_lag(direct, group, topic) == 0,
