@@ -6,7 +6,13 @@ delivery is at-least-once and handlers stay idempotent through the inbox. Faust'
 exactly-once processing is deliberately not used (see the README).
 
 An agent may also take the records that arrive together as one batch: a service applies them
-in one transaction, which commits (and waits for the disk) once instead of once per event."""
+in one transaction, which commits (and waits for the disk) once instead of once per event.
+
+Faust throws away records fetched while a rebalance suspends its flow, then seeks every
+partition back to its committed offset; aiokafka seeks only to committed offsets above 0, so a
+partition with none kept the position past the records thrown away, and they were not read
+until the next rebalance. The app's consumer seeks such a partition to its beginning
+(`seek_to_committed_or_start`), as `auto_offset_reset="earliest"` would."""
 
 from __future__ import annotations
 
@@ -16,7 +22,9 @@ import tempfile
 from pathlib import Path
 from typing import Awaitable, Callable
 
+import aiokafka
 import faust
+from faust.transport.drivers import aiokafka as faust_aiokafka
 
 from policykit import metrics
 from policykit.envelope import EnvelopeError, Event, from_record
@@ -45,7 +53,35 @@ def create_app(group: str, bootstrap_servers: str, security: KafkaSecurity = PLA
         datadir=Path(tempfile.gettempdir()) / f"faust-{group}",
         **security.faust_settings())
     settings.update(overrides)
-    return faust.App(group, **settings)
+    app = faust.App(group, **settings)
+    app.transport = _Transport(app.conf.broker_consumer, app)
+    return app
+
+
+async def seek_to_committed_or_start(consumer: aiokafka.AIOKafkaConsumer) -> dict:
+    """Seeks each assigned partition to its committed offset, and one with none (or 0) to its
+    beginning, where aiokafka's seek_to_committed leaves it at its current position; returns
+    the committed offsets (None where there is none)."""
+    committed = await consumer.seek_to_committed()
+    for partition, offset in committed.items():
+        if not offset:
+            consumer.seek(partition, 0)  # before the log's start: reset to it, as "earliest"
+    return committed
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def seek_to_committed(self):
+        consumer = self._ensure_consumer()
+        return await self.call_thread(seek_to_committed_or_start, consumer)
+
+
+class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _Transport(faust_aiokafka.Transport):
+    Consumer = _Consumer
 
 
 def add_event_agent(app: faust.App, topics: list[str], dead_letter_topic: str,
