@@ -65,7 +65,8 @@ async def seek_to_committed_or_start(consumer: aiokafka.AIOKafkaConsumer) -> dic
     committed = await consumer.seek_to_committed()
     for partition, offset in committed.items():
         if not offset:
-            consumer.seek(partition, 0)  # before the log's start: reset to it, as "earliest"
+            # Past retention 0 lies before the log's start: aiokafka then resets to the start.
+            consumer.seek(partition, 0)
     return committed
 
 

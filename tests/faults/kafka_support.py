@@ -81,7 +81,7 @@ def running_service(name: str, bootstrap: str, database_url: str,
 
 @contextmanager
 def waits_on_failure(services: Mapping[str, RunningService],
-                     state: Callable[[], str] = str) -> Iterator[None]:
+                     state: Callable[[], str] | None = None) -> Iterator[None]:
     """On a failed check, adds `state()` to the failure, then asks each running service where
     it waits (SIGUSR1, policykit.runtime.log_waits) and adds what it logged: a service that
     stopped making progress without logging why is seen there. Tasks and threads waiting in
@@ -89,16 +89,17 @@ def waits_on_failure(services: Mapping[str, RunningService],
     try:
         yield
     except AssertionError as failure:
-        try:
-            found = state()
-        except Exception as error:  # the failure matters more than the state
-            found = f"state unknown ({type(error).__name__}: {error})"
+        report = [str(failure)]
+        if state is not None:
+            try:
+                report.append(state())
+            except Exception as error:  # the failure matters more than the state
+                report.append(f"state unknown ({type(error).__name__}: {error})")
         logged = {name: service.log.stat().st_size for name, service in services.items()}
         for service in services.values():
             if service.process.poll() is None:
                 service.process.send_signal(signal.SIGUSR1)
         time.sleep(2)
-        report = [str(failure), found]
         for name, service in services.items():
             with service.log.open("rb") as log:
                 log.seek(logged[name])
