@@ -58,7 +58,8 @@ def create_app(group: str, bootstrap_servers: str, security: KafkaSecurity = PLA
     return app
 
 
-async def seek_to_committed_or_start(consumer: aiokafka.AIOKafkaConsumer) -> dict:
+async def seek_to_committed_or_start(
+        consumer: aiokafka.AIOKafkaConsumer) -> dict[aiokafka.TopicPartition, int | None]:
     """Seeks each assigned partition to its committed offset, and one with none (or 0) to its
     beginning, where aiokafka's seek_to_committed leaves it at its current position; returns
     the committed offsets (None where there is none)."""
@@ -70,15 +71,11 @@ async def seek_to_committed_or_start(consumer: aiokafka.AIOKafkaConsumer) -> dic
     return committed
 
 
-class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
-    async def seek_to_committed(self):
-        consumer = self._ensure_consumer()
-        return await self.call_thread(seek_to_committed_or_start, consumer)
-
-
 class _Consumer(faust_aiokafka.Consumer):
-    def _new_consumer_thread(self) -> _ConsumerThread:
-        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+    async def seek_to_committed(self):
+        # In the consumer's own thread and event loop, as Faust's seek_to_committed runs.
+        thread = self._thread
+        return await thread.call_thread(seek_to_committed_or_start, thread._ensure_consumer())
 
 
 class _Transport(faust_aiokafka.Transport):
