@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+from aiokafka.errors import KafkaTimeoutError
 
 from policy.drafting.v1 import events_pb2 as drafting
 from policykit import db
@@ -47,6 +48,30 @@ async def test_rolled_back_rows_are_never_published_committed_ones_once(
     assert topic_size(kafka_bootstrap, topic_name) == 1
     records = read_topic(kafka_bootstrap, [topic_name], lambda r: len(r) >= 1)
     assert [from_record(r.key, r.value, r.headers).id for r in records] == [committed.id]
+
+
+async def test_a_pass_kafka_did_not_acknowledge_leaves_its_rows_for_the_next(
+        pool, schema_name, kafka_bootstrap, topic_name):
+    written = [event("reg-unacknowledged"), event("reg-unacknowledged")]
+    async with pool.acquire() as conn, conn.transaction():
+        await enqueue_many(conn, topic_name, written)
+    relay = OutboxRelay(pool, functools.partial(create_relay_producer, kafka_bootstrap),
+                        schema_name)
+
+    async def refused(rows):
+        raise KafkaTimeoutError("no acknowledgement")
+    relay._send = refused
+    with pytest.raises(KafkaTimeoutError):
+        await relay.publish_batch()
+    async with pool.acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM outbox") == 2
+    del relay._send
+    assert await relay.publish_batch() == 2
+    await relay.close()
+
+    records = read_topic(kafka_bootstrap, [topic_name], lambda r: len(r) >= 2)
+    assert [from_record(r.key, r.value, r.headers).id for r in records] == [
+        e.id for e in written]
 
 
 async def test_enqueue_outside_a_transaction_is_refused(pool, topic_name):

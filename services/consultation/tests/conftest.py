@@ -1,11 +1,17 @@
 """One running consultation service shared by the consultation tests, against the session's
-Kafka broker and PostgreSQL server."""
+Kafka broker and PostgreSQL server; and for in-process tests, a pool on a schema of the
+test's own with the service's tables."""
+
+from pathlib import Path
 
 import grpc
 import pytest
 
 from policy.consultation.v1 import consultation_service_pb2_grpc as api_grpc
+from policykit import db
 from services.consultation.tests.helpers import start_consultation
+
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 
 
 @pytest.fixture(scope="package")
@@ -20,3 +26,11 @@ def consultation_service(platform_topics, database_url, tmp_path_factory):
 def stub(consultation_service) -> api_grpc.ConsultationServiceStub:
     with grpc.insecure_channel(consultation_service.grpc_target) as channel:
         yield api_grpc.ConsultationServiceStub(channel)
+
+
+@pytest.fixture
+async def pool(database_url, schema_name):
+    await db.migrate(database_url, schema_name, [MIGRATIONS])
+    pool = await db.create_pool(database_url, schema_name)
+    yield pool
+    await pool.close()

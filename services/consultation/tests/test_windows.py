@@ -3,7 +3,6 @@ opening from the submission for the configured length, the refusal of comments o
 window, extension, closing when the end passes or the draft is adopted or withdrawn."""
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import asyncpg
 import grpc
@@ -13,7 +12,6 @@ from policy.common.v1 import common_pb2
 from policy.consultation.v1 import consultation_service_pb2 as api
 from policy.consultation.v1 import events_pb2 as events
 from policy.drafting.v1 import events_pb2 as drafting
-from policykit import db
 from policykit.envelope import new_event
 from policykit.reference import default as reference_data
 from services.consultation import closing
@@ -23,7 +21,6 @@ from services.consultation.intake import Intake, Refused, Stored
 from services.consultation.validation import CommentChecker
 from services.consultation.tests.helpers import PSEUDONYM_KEY, comment
 
-MIGRATIONS = Path(__file__).parents[1] / "migrations"
 OPENED = datetime(2026, 3, 2, 1, 30, tzinfo=timezone.utc)
 
 
@@ -33,14 +30,6 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.now
-
-
-@pytest.fixture
-async def pool(database_url, schema_name):
-    await db.migrate(database_url, schema_name, [MIGRATIONS])
-    pool = await db.create_pool(database_url, schema_name)
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture
