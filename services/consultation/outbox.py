@@ -20,7 +20,6 @@ import logging
 import time
 import uuid
 from datetime import datetime
-from operator import itemgetter
 from typing import Callable, Iterable
 
 import asyncpg
@@ -80,16 +79,6 @@ async def enqueue_batch(conn: asyncpg.Connection, regulation_id: str,
                               detail=detail)
 
 
-# The next unpublished rows in id order, marked sent, when the schema's relay lock ($2) is free;
-# none otherwise. Their payloads as they were (the subquery reads the rows before the update).
-_TAKE_ROUND = (
-    "UPDATE event_batches AS sent SET published_at = now(), payloads = NULL"
-    " FROM (SELECT id, payloads FROM event_batches WHERE published_at IS NULL"
-    " AND (SELECT pg_try_advisory_xact_lock($2)) ORDER BY id LIMIT $1) AS pending"
-    " WHERE sent.id = pending.id RETURNING sent.id, sent.regulation_id, sent.event_type,"
-    " sent.event_time, sent.event_ids, pending.payloads")
-
-
 class EventRelay:
     """Publishes event_batches rows in id order and marks them sent."""
 
@@ -126,19 +115,23 @@ class EventRelay:
         """Publishes up to rows_per_round rows, marks them sent once every record was
         acknowledged, and returns the number of events published."""
         async with self.pool.acquire() as conn, conn.transaction():
-            # Marked sent, within this transaction, as they are read: it commits once Kafka
-            # acknowledged every record (a round trip each for the lock, the read and the
-            # mark waited for turns of an event loop busy with intake).
-            rows = sorted(await conn.fetch(_TAKE_ROUND, self.rows_per_round, self._lock_id),
-                          key=itemgetter("id"))
+            if not await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", self._lock_id):
+                return 0
+            rows = await conn.fetch(
+                "SELECT id, regulation_id, event_type, event_time, event_ids, payloads"
+                " FROM event_batches WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                self.rows_per_round)
             if not rows:
                 return 0
             partitions = sorted(await self.producer.partitions_for(TOPIC))
             batches = RecordBatches(self.producer)
             for row in rows:
                 await self._add(batches, row, partitions)
-            # Raises if any batch was not acknowledged, and the marks are rolled back.
+            # Raises if any batch was not acknowledged.
             await asyncio.gather(*await batches.send())
+            await conn.execute(
+                "UPDATE event_batches SET published_at = now(), payloads = NULL"
+                " WHERE id = ANY($1::bigint[])", [row["id"] for row in rows])
         published = 0
         for row in rows:
             EVENTS_PUBLISHED.labels(row["event_type"]).inc(len(row["event_ids"]))

@@ -13,7 +13,7 @@ from policykit.reference import default as reference_data
 from services.consultation import grouping, signatures, summary
 from services.consultation.tests.helpers import PSEUDONYM_KEY, comment
 from services.consultation.tests.test_windows import (  # noqa: F401 (fixtures)
-    OPENED, intake, open_draft, pool, settings)
+    OPENED, intake, open_draft, settings)
 from services.consultation.validation import CommentChecker
 
 LETTER = ("Tôi đề nghị giữ nguyên quy định tại Điều 12 về bồi thường khi Nhà nước thu hồi đất"
