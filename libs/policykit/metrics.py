@@ -25,6 +25,12 @@ GRPC_REQUESTS = Counter(
 GRPC_LATENCY = Histogram(
     "policy_grpc_request_seconds", "gRPC call latency.", ["method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+# Sampled ten times a second: work that holds the event loop (a batch planning thousands of
+# tasks, a slow callback) delays every call, consumer and relay of the service by as much.
+EVENT_LOOP_LAG = Histogram(
+    "policy_event_loop_lag_seconds",
+    "How late the event loop woke a sampler that was due: time it spent on other work.",
+    buckets=(0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
 
 
 def serve(port: int) -> int:

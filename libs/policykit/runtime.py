@@ -15,6 +15,7 @@ import gc
 import logging
 import signal
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable, Mapping
@@ -91,7 +92,8 @@ async def serve(name: str, migrations: Path, setup: Setup,
             poll_interval_s=settings.outbox_poll_interval_ms / 1000)
         # The relay stops last, after in-flight calls have written their outbox rows.
         relay_stop = asyncio.Event()
-        workers = [asyncio.ensure_future(w) for w in (relay.run(relay_stop), *parts.background)]
+        workers = [asyncio.ensure_future(w) for w in (relay.run(relay_stop),
+                                                      watch_event_loop(stop), *parts.background)]
         server = GrpcServer(settings.grpc_port, parts.registrations, parts.service_names,
                             auth_settings=auth_settings, rules=parts.rules)
         grpc_port = await server.start()
@@ -111,6 +113,15 @@ async def serve(name: str, migrations: Path, setup: Setup,
         await loop.run_in_executor(None, producer.close)
         await pool.close()
     log.info("stopped")
+
+
+async def watch_event_loop(stop: asyncio.Event, interval_s: float = 0.1) -> None:
+    """Observes, until `stop` is set, how late the event loop wakes a sleep that is due
+    (metrics.EVENT_LOOP_LAG): the time it spent on other work meanwhile."""
+    while not stop.is_set():
+        due = time.monotonic() + interval_s
+        await asyncio.sleep(interval_s)
+        metrics.EVENT_LOOP_LAG.observe(max(0.0, time.monotonic() - due))
 
 
 def log_waits() -> None:

@@ -61,8 +61,8 @@ from services.communication import playbook
 from services.communication.handlers import CONSUMER, SOURCE, regulation_from_draft
 from services.communication.planner import plan
 from tests.bench.baselines import aiokafka_consume_rate, aiokafka_produce_rate, create_topic
-from tests.bench.measure import (Sampler, broker_and_database, run_timed, wait_for_group,
-                                 watch_topic)
+from tests.bench.measure import (Sampler, broker_and_database, event_loop_lag, lag_between,
+                                 run_timed, wait_for_group, watch_topic)
 from tests.support import idle_rss_mb, start_service, topic_size
 
 RESULTS = Path(__file__).with_name("results") / "lifecycle.json"
@@ -362,16 +362,22 @@ def wait_applied(bootstrap: str, database_url: str, events: int, tasks: int, rec
 # ---- the run --------------------------------------------------------------------------------
 
 def offered_loads(bootstrap: str, lifecycles: Lifecycles, loads: tuple[int, ...],
-                  seconds: float, echo_topic: str | None) -> dict[int, dict]:
+                  seconds: float, echo_topic: str | None,
+                  metrics_port: int | None = None) -> dict[int, dict]:
     """Offers each load of large-impact drafts for `seconds`; with `echo_topic`, the same
-    records through Kafka alone too, read back from that topic."""
+    records through Kafka alone too, read back from that topic; with `metrics_port` (one
+    replica), how late the service's event loop ran meanwhile."""
     latency = {}
     for rate in loads:
         print(f"offered load {rate}/s for {seconds:.0f} s …", flush=True)
         drafts = [(DRAFTING_TOPIC, *to_record(lifecycles.draft(large=True)))
                   for _ in range(int(rate * seconds))]
+        lag_before = event_loop_lag(metrics_port) if metrics_port else None
         latency[rate] = {"service": asyncio.run(offered_load(bootstrap, drafts, rate, TASK_TOPIC,
                                                              split=True))}
+        if lag_before is not None:
+            latency[rate]["service"]["event_loop_lag"] = lag_between(
+                lag_before, event_loop_lag(metrics_port))
         if echo_topic:
             latency[rate]["baseline_raw_kafka"] = asyncio.run(offered_load(
                 bootstrap, [(echo_topic, *r[1:]) for r in drafts], rate, echo_topic))
@@ -441,7 +447,8 @@ def run(events: int = 30_000, loads: tuple[int, ...] = (50, 200, 1000), seconds:
             # The TaskCreated records just emitted: the input fits in a few fetches.
             consume_rate = asyncio.run(aiokafka_consume_rate(bootstrap, TASK_TOPIC,
                                                              expected_tasks))
-            latency = offered_loads(bootstrap, lifecycles, loads, seconds, echo_topic)
+            latency = offered_loads(bootstrap, lifecycles, loads, seconds, echo_topic,
+                                    service.metrics_port)
         replicated = {}
         if replicas > 1:
             print(f"starting {replicas - 1} more replica(s) …", flush=True)
@@ -525,6 +532,13 @@ def show(results: dict) -> None:
                 + " ms",
                 "p50/p99 of each stage: the engine made the TaskCreated (ce_time), the relay "
                 "published it (record timestamp), it was read"))
+        lag = service.get("event_loop_lag")
+        if lag:
+            rows.append(("  event loop late, p50 / p99 at most",
+                         " / ".join("beyond the last bound" if ms is None else f"{ms:g}"
+                                    for ms in (lag["p50_ms_at_most"], lag["p99_ms_at_most"]))
+                         + " ms",
+                         "its bucket bounds: how long due work waited for other work"))
         rows.append((f"  p50 by {WINDOW_S:.0f} s of sending",
                      " → ".join(f"{p50:.0f}" for p50 in service["p50_ms_by_window"]) + " ms",
                      "climbing: the service falls behind; flat with a high p99: it pauses"))

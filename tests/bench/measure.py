@@ -7,6 +7,7 @@ import json
 import statistics
 import time
 import threading
+import urllib.request
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Callable, Iterator
@@ -14,6 +15,7 @@ from typing import Callable, Iterator
 import psutil
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.errors import CoordinatorNotAvailableError
+from prometheus_client.parser import text_string_to_metric_families
 
 from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
 from deploy.local.postgres_server import PostgresServer
@@ -84,6 +86,31 @@ def wait_for_group(bootstrap: str, group: str, members: int, timeout: float = 12
             time.sleep(0.5)
     finally:
         admin.close()
+
+
+def event_loop_lag(metrics_port: int) -> dict[float, float]:
+    """A service's policy_event_loop_lag_seconds as its cumulative buckets (upper bound →
+    samples at most that late), read from its /metrics."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10) as page:
+        text = page.read().decode()
+    return {float(sample.labels["le"]): sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "policy_event_loop_lag_seconds"
+            for sample in family.samples if sample.name.endswith("_bucket")}
+
+
+def lag_between(before: dict[float, float], after: dict[float, float]) -> dict[str, float]:
+    """The p50 and p99 of the lag samples taken between two readings, each as the bucket
+    bound it is at most, in ms (None: beyond the last bound)."""
+    counts = sorted((bound, after[bound] - before.get(bound, 0.0)) for bound in after)
+    total = counts[-1][1]
+
+    def at_most(share: float) -> float | None:
+        bound = next(bound for bound, count in counts if count >= share * total)
+        return None if bound == float("inf") else bound * 1000
+
+    return {"samples": int(total), "p50_ms_at_most": at_most(0.5),
+            "p99_ms_at_most": at_most(0.99)}
 
 
 def _sample_rss(pid: int, stop: threading.Event, samples: list[int]) -> None:

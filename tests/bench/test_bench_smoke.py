@@ -48,6 +48,7 @@ def test_small_run_reports_every_figure_against_a_baseline(tmp_path):
     assert any(name.startswith("GetScorecard p95") for name in names), names
     for load in results["benches"]["lifecycle"]["latency"].values():
         assert load["service"]["p50_ms_by_window"], load  # the latency over the load's course
+        assert load["service"]["event_loop_lag"]["samples"] > 0, load  # scraped from /metrics
     assert results["git"]["commit"] and results["load_average_after"]
 
 
