@@ -73,6 +73,23 @@ def schema_name(database_url) -> str:
 
 
 @pytest.fixture
+async def migrated_pool(database_url, schema_name):
+    """Opens a pool on the test's own schema after applying a service's migrations there:
+    `pool = await migrated_pool(migrations_dir)`. Closed after the test."""
+    from policykit import db
+
+    pools = []
+
+    async def open_pool(migrations: Path):
+        await db.migrate(database_url, schema_name, [migrations])
+        pools.append(await db.create_pool(database_url, schema_name))
+        return pools[-1]
+    yield open_pool
+    for pool in pools:
+        await pool.close()
+
+
+@pytest.fixture
 def topic_name(kafka_bootstrap) -> str:
     """A fresh three-partition topic for this test only, with its dead-letter topic
     `<name>.dlq` (the broker does not create topics on first use)."""

@@ -141,26 +141,36 @@ async def published_document(conn: asyncpg.Connection, regulation_id: str) -> di
     return document(await timeline.load(conn, regulation_id))
 
 
-async def publish_pending(pool: asyncpg.Pool, batch_size: int = 50) -> int:
-    """Puts the documents of up to batch_size changed regulations in the outbox; returns
-    how many regulations it took."""
+async def publish_next(pool: asyncpg.Pool) -> bool:
+    """Puts the document of the regulation that has waited longest in the outbox; returns
+    False when none is waiting. One transaction a regulation: a handler changing it waits
+    for this read (see storage.mark_changed), so the wait is one document's read."""
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            "SELECT regulation_id FROM open_data_pending ORDER BY marked_at LIMIT $1"
-            " FOR UPDATE SKIP LOCKED", batch_size)
-        ids = [row["regulation_id"] for row in rows]
-        for regulation_id in ids:
-            body = encode(await published_document(conn, regulation_id))
-            if len(body) > MAX_RECORD_BYTES:
-                DOCUMENTS_TOO_LARGE.inc()
-                log.error("open-data document of %s is %d bytes, over %d: not put on %s",
-                          regulation_id, len(body), MAX_RECORD_BYTES, publishing.OPEN_DATA_TOPIC)
-                continue
+        regulation_id = await conn.fetchval(
+            "SELECT regulation_id FROM open_data_pending ORDER BY marked_at LIMIT 1"
+            " FOR UPDATE SKIP LOCKED")
+        if regulation_id is None:
+            return False
+        body = encode(await published_document(conn, regulation_id))
+        if len(body) > MAX_RECORD_BYTES:
+            DOCUMENTS_TOO_LARGE.inc()
+            log.error("open-data document of %s is %d bytes, over %d: not put on %s",
+                      regulation_id, len(body), MAX_RECORD_BYTES, publishing.OPEN_DATA_TOPIC)
+        else:
             await publishing.enqueue_document(conn, regulation_id, body)
             DOCUMENTS_PUBLISHED.inc()
-        await conn.execute("DELETE FROM open_data_pending WHERE regulation_id = ANY($1::text[])",
-                           ids)
-    return len(ids)
+        await conn.execute("DELETE FROM open_data_pending WHERE regulation_id = $1",
+                           regulation_id)
+    return True
+
+
+async def publish_pending(pool: asyncpg.Pool, limit: int = 50) -> int:
+    """Puts the documents of up to `limit` changed regulations in the outbox; returns how
+    many regulations it took."""
+    taken = 0
+    while taken < limit and await publish_next(pool):
+        taken += 1
+    return taken
 
 
 async def run(pool: asyncpg.Pool, stop: asyncio.Event, interval_s: float) -> None:

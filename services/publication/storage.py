@@ -203,11 +203,18 @@ async def insert_entry(conn: asyncpg.Connection, regulation_id: str, event: Even
 
 
 async def mark_changed(conn: asyncpg.Connection, regulation_id: str) -> None:
-    """Queues the regulation's open-data document for republishing, if it is promulgated."""
+    """Queues the regulation's open-data document for republishing, if it is promulgated.
+
+    A regulation already queued may be the one the publisher is reading right now, and the
+    publisher unqueues it once read. DO NOTHING would not wait for that, so this change could
+    be missing from the document and the regulation unqueued all the same. DO UPDATE ... WHERE
+    false writes nothing but locks the queued row, so it waits for the publisher; then,
+    finding the row gone, it queues the regulation again."""
     await conn.execute(
         "INSERT INTO open_data_pending (regulation_id)"
         " SELECT regulation_id FROM promulgations WHERE regulation_id = $1"
-        " ON CONFLICT DO NOTHING", regulation_id)
+        " ON CONFLICT (regulation_id) DO UPDATE SET marked_at = open_data_pending.marked_at"
+        " WHERE false", regulation_id)
 
 
 async def entries(conn: asyncpg.Connection, regulation_id: str,

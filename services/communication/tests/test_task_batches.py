@@ -9,7 +9,7 @@ from policy.common.v1 import common_pb2
 from policy.communication.v1 import task_pb2
 from policy.consultation.v1 import events_pb2 as consultation
 from policy.drafting.v1 import events_pb2 as drafting
-from policykit import db, deferred, jsonlog
+from policykit import deferred, jsonlog
 from policykit.envelope import new_event
 from policykit.kafka_io import RejectedEvent
 from policykit.reference import default as reference_data
@@ -19,12 +19,10 @@ from services.communication.handlers import TASKS_CREATED, TaskEngine
 
 
 @pytest.fixture
-async def engine(database_url, schema_name):
-    await db.migrate(database_url, schema_name, [MIGRATIONS])
-    pool = await db.create_pool(database_url, schema_name)
+async def engine(migrated_pool):
+    pool = await migrated_pool(MIGRATIONS)
     reference = reference_data()
-    yield TaskEngine(pool, playbook.load(playbook.DEFAULT_PATH, reference), reference)
-    await pool.close()
+    return TaskEngine(pool, playbook.load(playbook.DEFAULT_PATH, reference), reference)
 
 
 def registered(regulation_id: str, agency: str = "bnnmt"):

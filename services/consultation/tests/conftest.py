@@ -8,7 +8,6 @@ import grpc
 import pytest
 
 from policy.consultation.v1 import consultation_service_pb2_grpc as api_grpc
-from policykit import db
 from services.consultation.tests.helpers import start_consultation
 
 MIGRATIONS = Path(__file__).parents[1] / "migrations"
@@ -29,8 +28,5 @@ def stub(consultation_service) -> api_grpc.ConsultationServiceStub:
 
 
 @pytest.fixture
-async def pool(database_url, schema_name):
-    await db.migrate(database_url, schema_name, [MIGRATIONS])
-    pool = await db.create_pool(database_url, schema_name)
-    yield pool
-    await pool.close()
+async def pool(migrated_pool):
+    return await migrated_pool(MIGRATIONS)

@@ -1,5 +1,8 @@
 """One running publication service shared by the publication tests, against the session's
-Kafka broker and PostgreSQL server; the restart test stops and starts it again."""
+Kafka broker and PostgreSQL server; the restart test stops and starts it again. For
+in-process tests, a pool on a schema of the test's own with the service's tables."""
+
+from pathlib import Path
 
 import grpc
 import pytest
@@ -7,6 +10,8 @@ import pytest
 from policy.publication.v1 import publication_service_pb2_grpc as api_grpc
 from policykit.kafka_io import create_producer
 from services.publication.tests.helpers import Publication
+
+MIGRATIONS = Path(__file__).parents[1] / "migrations"
 
 
 @pytest.fixture(scope="package")
@@ -27,3 +32,8 @@ def producer(platform_topics):
     producer = create_producer(platform_topics)
     yield producer
     producer.close()
+
+
+@pytest.fixture
+async def pool(migrated_pool):
+    return await migrated_pool(MIGRATIONS)

@@ -3,9 +3,7 @@ whichever worker or process gets to them, and not after their regulation is repe
 
 import asyncio
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY
 
 from policy.common.v1 import common_pb2
@@ -15,17 +13,8 @@ from policy.publication.v1 import publication_service_pb2 as api
 from policykit import db
 from services.publication import storage, timers
 
-MIGRATIONS = Path(timers.__file__).with_name("migrations")
 EFFECTIVE_AT = datetime(2026, 3, 1, tzinfo=timezone.utc)
 SCHEDULED_AT = EFFECTIVE_AT - timedelta(days=45)
-
-
-@pytest.fixture
-async def pool(database_url, schema_name):
-    await db.migrate(database_url, schema_name, [MIGRATIONS])
-    pool = await db.create_pool(database_url, schema_name)
-    yield pool
-    await pool.close()
 
 
 async def schedule_effective(pool, regulation_id: str, fire_at: datetime = EFFECTIVE_AT,
