@@ -32,6 +32,7 @@ NEAR_DUPLICATE = 0.7
 _VALUE_MASK = (1 << 32) - 1
 _EMPTY = 1 << 64
 _SIGNATURE = struct.Struct(f"<{BINS}I")
+SIGNATURE_BYTES = _SIGNATURE.size
 # Bytes that are neither ASCII letters nor digits become spaces once diacritics are gone.
 _ASCII_FOLD = bytes(b if chr(b).isalnum() else 32 for b in range(128)).lower() + b" " * 128
 # Optimal densification: an empty bin copies the first non-empty bin of its own fixed random
