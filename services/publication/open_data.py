@@ -164,20 +164,11 @@ async def publish_next(pool: asyncpg.Pool) -> bool:
     return True
 
 
-async def publish_pending(pool: asyncpg.Pool, limit: int = 50) -> int:
-    """Puts the documents of up to `limit` changed regulations in the outbox; returns how
-    many regulations it took."""
-    taken = 0
-    while taken < limit and await publish_next(pool):
-        taken += 1
-    return taken
-
-
 async def run(pool: asyncpg.Pool, stop: asyncio.Event, interval_s: float) -> None:
     """Republishes changed documents every interval until `stop` is set."""
 
     async def publish_all() -> None:
-        while await publish_pending(pool):
+        while await publish_next(pool):
             pass
 
     await periodic.every(interval_s, stop, publish_all, "publishing open data")

@@ -65,11 +65,11 @@ async def test_a_change_made_while_its_document_is_read_is_published_by_the_next
         return document
 
     monkeypatch.setattr(open_data, "published_document", read_while_a_handler_retitles)
-    assert await open_data.publish_pending(pool) == 1
+    assert await open_data.publish_next(pool)
     await asyncio.wait_for(changing[0], 30)
     assert await latest_title(pool, "reg-1") == "Nghị định về đất trồng lúa"
 
     monkeypatch.setattr(open_data, "published_document", read)
-    assert await open_data.publish_pending(pool) == 1
+    assert await open_data.publish_next(pool)
     assert await latest_title(pool, "reg-1") == "Tên mới"
-    assert await open_data.publish_pending(pool) == 0
+    assert not await open_data.publish_next(pool)
