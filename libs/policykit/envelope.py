@@ -166,7 +166,7 @@ _json_string = json.encoder.encode_basestring  # a JSON string literal, non-ASCI
 
 
 def headers_to_json(headers: Headers) -> str:
-    """Serialises envelope headers (all UTF-8 text) for storage in a jsonb column: a list of
+    """Serialises envelope headers (all UTF-8 text) as JSON for storage: a list of
     [name, value] pairs, each string escaped by json's own C function (every event emitted
     is stored so; the encoder's object walk took twice the time)."""
     return "[" + ",".join(f"[{_json_string(name)},{_json_string(raw.decode('utf-8'))}]"

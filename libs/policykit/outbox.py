@@ -63,7 +63,7 @@ async def first_delivery(conn: asyncpg.Connection, consumer: str, event: Event) 
 # (policykit.db.text_list); keys and values as bytea arrays.
 _ENQUEUE = (
     "WITH outbox_rows AS (INSERT INTO outbox (event_id, topic, record_key, value, headers)"
-    " SELECT e.event_id::uuid, $7, e.record_key, e.value, e.headers::jsonb"
+    " SELECT e.event_id::uuid, $7, e.record_key, e.value, e.headers"
     f" FROM unnest({split_text_list('$8')}, $9::bytea[], $10::bytea[],"
     f" {split_text_list('$11')}) WITH ORDINALITY AS e(event_id, record_key, value, headers, n)"
     f" ORDER BY e.n) {audit.INSERT}")
