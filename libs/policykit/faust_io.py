@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Awaitable, Callable
 
 import aiokafka
+from aiokafka.consumer.fetcher import Fetcher
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
 
@@ -71,7 +72,42 @@ async def seek_to_committed_or_start(
     return committed
 
 
+# While records keep coming, a fetch waits for this much of them, or this long: one fetch then
+# brings a batch, where each fetch (`fetch_min_bytes` 1) brought a record or two, and aiokafka
+# encodes each request and decodes each answer in Python, in the consumer's thread.
+FLOWING_FETCH_MIN_BYTES = 4096
+FLOWING_FETCH_MAX_WAIT_MS = 10
+
+
+def wait_for_more_while_records_flow(fetcher: Fetcher) -> None:
+    """Makes `fetcher`'s next fetch after one that brought records wait for
+    FLOWING_FETCH_MIN_BYTES or FLOWING_FETCH_MAX_WAIT_MS, and the next after one that brought
+    none wait as configured. So a busy consumer fetches fewer, larger batches, and an idle one
+    still sends one long-polling fetch at a time rather than one every 10 ms; a lone record
+    costs one extra, empty, 10 ms fetch. aiokafka's fetcher reads these two attributes for
+    each request it builds."""
+    idle = fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms
+    fetch = fetcher._proc_fetch_request
+
+    async def fetch_then_choose_next_wait(assignment, node_id, request) -> bool:
+        brought_records = await fetch(assignment, node_id, request)
+        fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms = (
+            (FLOWING_FETCH_MIN_BYTES, FLOWING_FETCH_MAX_WAIT_MS) if brought_records else idle)
+        return brought_records
+
+    fetcher._proc_fetch_request = fetch_then_choose_next_wait
+
+
+class _ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    async def on_start(self) -> None:
+        await super().on_start()  # creates and starts the aiokafka consumer and its fetcher
+        wait_for_more_while_records_flow(self._consumer._fetcher)
+
+
 class _Consumer(faust_aiokafka.Consumer):
+    def _new_consumer_thread(self) -> _ConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
     async def seek_to_committed(self):
         # In the consumer's own thread and event loop, as Faust's seek_to_committed runs.
         thread = self._thread

@@ -1,6 +1,6 @@
 """A faust-streaming agent on the real broker decodes the envelope and dead-letters what it
 cannot decode, then goes on; the app's consumer seeks back to the committed offsets, or to the
-start of a partition with none."""
+start of a partition with none; its fetches wait for more only while records keep coming."""
 
 import asyncio
 import uuid
@@ -10,7 +10,9 @@ import aiokafka
 from policy.drafting.v1 import events_pb2 as drafting
 from policykit import kafka_io
 from policykit.envelope import new_event
-from policykit.faust_io import add_event_agent, create_app, seek_to_committed_or_start
+from policykit import faust_io
+from policykit.faust_io import (add_event_agent, create_app, seek_to_committed_or_start,
+                                wait_for_more_while_records_flow)
 from policykit.kafka_io import create_producer, publish
 from tests.support import read_topic
 
@@ -39,6 +41,8 @@ async def test_agent_handles_good_events_and_dead_letters_bad_ones(kafka_bootstr
     await app.start()
     try:
         await asyncio.wait_for(done.wait(), timeout=60)
+        fetcher = app.consumer._thread._consumer._fetcher
+        assert fetcher._proc_fetch_request.__name__ == "fetch_then_choose_next_wait"
     finally:
         await app.stop()
 
@@ -81,3 +85,27 @@ async def test_a_partition_without_a_committed_offset_is_sought_back_to_its_star
         assert await positions() == [1, 0, 0]
     finally:
         await consumer.stop()
+
+
+class _ScriptedFetcher:
+    """Stands in for aiokafka's Fetcher: each fetch brings records or not, as scripted, and
+    records the wait it was sent with."""
+
+    def __init__(self, brings_records: list[bool]):
+        self._fetch_min_bytes, self._fetch_max_wait_ms = 1, 1500
+        self.brings_records = brings_records
+        self.sent_with: list[tuple[int, int]] = []
+
+    async def _proc_fetch_request(self, assignment, node_id, request) -> bool:
+        self.sent_with.append((self._fetch_min_bytes, self._fetch_max_wait_ms))
+        return self.brings_records.pop(0)
+
+
+async def test_fetches_wait_for_more_only_after_a_fetch_that_brought_records():
+    fetcher = _ScriptedFetcher([True, True, False, False, True, False])
+    wait_for_more_while_records_flow(fetcher)
+    for _ in range(6):
+        await fetcher._proc_fetch_request(None, 0, None)
+    flowing = (faust_io.FLOWING_FETCH_MIN_BYTES, faust_io.FLOWING_FETCH_MAX_WAIT_MS)
+    idle = (1, 1500)
+    assert fetcher.sent_with == [idle, flowing, flowing, idle, idle, flowing]
