@@ -87,10 +87,12 @@ class _Pending:
         self.regulations[regulation_id] = (self.regulations[regulation_id][0], True)
         self.withdrawn.append(regulation_id)
 
-    async def write_regulations(self, conn: asyncpg.Connection) -> None:
-        if self.unsaved:
-            await storage.save_regulations(conn, list(self.unsaved.values()))
-            self.unsaved.clear()
+    def take_unsaved(self) -> list[Regulation]:
+        unsaved, self.unsaved = list(self.unsaved.values()), {}
+        return unsaved
+
+    async def write_withdrawals(self, conn: asyncpg.Connection) -> None:
+        """Once the regulations are saved: one registered in this batch has no row before."""
         if self.withdrawn:
             await storage.mark_withdrawn(conn, self.withdrawn)
             self.withdrawn.clear()
@@ -211,18 +213,19 @@ class TaskEngine:
             raise RejectedEvent(f"reference data: {error}") from None
 
     async def _store_planned(self, conn: asyncpg.Connection, pending: _Pending) -> None:
-        """Stores the tasks planned so far, after the regulations they belong to, and emits
+        """Stores the tasks planned so far, with the regulations they belong to, and emits
         TaskCreated for those that are new."""
-        await pending.write_regulations(conn)
         planned, pending.planned = pending.planned, []
         now = storage.utc_now()
         # The TaskCreated of every task planned are made while PostgreSQL stores the tasks;
         # those already stored (a task planned again) are dropped once it has answered.
         new_ids, made = await db.meanwhile(
-            storage.insert_tasks(conn, [(event, task) for event, task, _ in planned],
-                                 self.playbook.version, now),
+            storage.store_tasks(conn, pending.take_unsaved(),
+                                [(event, task) for event, task, _ in planned],
+                                self.playbook.version, now),
             lambda: [new_event(storage.task_created(event, task, self.playbook.version, now),
                                SOURCE) for event, task, _ in planned])
+        await pending.write_withdrawals(conn)
         created = [(task, event, by) for (_, task, by), event in zip(planned, made)
                    if task.task_id in new_ids]
         for task, event, by in created:

@@ -126,6 +126,10 @@ async def test_a_batch_writes_each_events_tasks_in_order_as_its_own_caller(engin
         tasks = await conn.fetch("SELECT regulation_id, status, trigger_event_id FROM tasks")
         outbox = await conn.fetchval("SELECT count(*) FROM outbox")
         audited = await conn.fetch("SELECT request_id, action FROM audit_log ORDER BY id")
+        withdrawn_flags = dict(await conn.fetch(
+            "SELECT regulation_id, withdrawn FROM regulations ORDER BY regulation_id"))
+    # Registered and withdrawn in one batch: the row saved with the tasks, then marked.
+    assert withdrawn_flags == {"reg-o1": True, "reg-o2": False}
     assert {(t["regulation_id"], t["status"]) for t in tasks} == {
         ("reg-o1", task_pb2.TASK_STATUS_CANCELLED), ("reg-o2", task_pb2.TASK_STATUS_CREATED)}
     cancelled = sum(t["regulation_id"] == "reg-o1" for t in tasks)
@@ -170,3 +174,15 @@ async def test_tasks_planned_again_are_neither_stored_nor_announced_twice(engine
     async with engine.pool.acquire() as conn:
         announced = await conn.fetch("SELECT value FROM outbox")
     assert len({row["value"] for row in announced}) == after["outbox"]
+
+
+async def test_a_revision_replaces_what_is_known_of_its_regulation(engine):
+    await engine.handle_batch([registered("reg-r1")])
+    revised = new_event(drafting.DraftRevised(regulation_id="reg-r1",
+                                              title="Luật Thủy sản (sửa đổi lần hai)"),
+                        "policy/test")
+    await engine.handle_batch([revised])
+    async with engine.pool.acquire() as conn:
+        title = await conn.fetchval("SELECT title FROM regulations WHERE regulation_id = $1",
+                                    "reg-r1")
+    assert title == "Luật Thủy sản (sửa đổi lần hai)"
