@@ -92,9 +92,9 @@ def task_created(event: Event, planned: PlannedTask, playbook_version: str,
 # What is known of the regulations (their withdrawal aside) inserted or replaced, and the
 # tasks planned for them inserted, in one statement: a round trip fewer a batch of the engine,
 # whose small batches under steady load each wait on ~9 of them. The tasks' foreign key is
-# checked at the statement's end, once the regulations are written. The regulations come as the table's own row type ($17, `withdrawn` ignored); the
-# task rows' text columns as text lists (policykit.db.text_list), cheaper for the engine to
-# send than arrays.
+# checked at the statement's end, once the regulations are written. The regulations come as
+# the table's own row type ($17, its `withdrawn` ignored); the task rows' text columns as
+# text lists (policykit.db.text_list), cheaper for the engine to send than arrays.
 _STORE_TASKS = (
     f"WITH saved AS (INSERT INTO regulations ({_REGULATION_COLUMNS})"
     f" SELECT {_REGULATION_COLUMNS} FROM unnest($17::regulations[])"

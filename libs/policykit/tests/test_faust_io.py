@@ -8,9 +8,8 @@ import uuid
 import aiokafka
 
 from policy.drafting.v1 import events_pb2 as drafting
-from policykit import kafka_io
+from policykit import faust_io, kafka_io
 from policykit.envelope import new_event
-from policykit import faust_io
 from policykit.faust_io import (add_event_agent, create_app, seek_to_committed_or_start,
                                 wait_for_more_while_records_flow)
 from policykit.kafka_io import create_producer, publish
