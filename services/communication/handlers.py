@@ -60,10 +60,10 @@ def _count_created(created: collections.Counter[str]) -> None:
 
 class _Pending:
     """What the events handled in one transaction produce, written together rather than per
-    event: what is known of their regulations (read once, changes saved before any task is
-    stored), their planned tasks (stored before anything reads the tasks table, and at the
-    end) and their task events, in order, each with the caller it is audited as; and the
-    events that overtook the registration of their regulation, by regulation, in arrival
+    event: what is known of their regulations (read once, changes saved in the statement that
+    stores the tasks, withdrawals marked after it), their planned tasks (stored before
+    anything reads the tasks table, and at the end) and their task events, in order, each
+    with the caller it is audited as; and the events that overtook the registration of their regulation, by regulation, in arrival
     order (those kept by earlier transactions for the registrations among these events, then
     those among these events)."""
 
