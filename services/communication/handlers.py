@@ -63,9 +63,9 @@ class _Pending:
     event: what is known of their regulations (read once, changes saved in the statement that
     stores the tasks, withdrawals marked after it), their planned tasks (stored before
     anything reads the tasks table, and at the end) and their task events, in order, each
-    with the caller it is audited as; and the events that overtook the registration of their regulation, by regulation, in arrival
-    order (those kept by earlier transactions for the registrations among these events, then
-    those among these events)."""
+    with the caller it is audited as; and the events that overtook the registration of their
+    regulation, by regulation, in arrival order (those kept by earlier transactions for the
+    registrations among these events, then those among these events)."""
 
     def __init__(self, regulations: dict[str, tuple[Regulation, bool]],
                  overtaken: dict[str, list[Event]]):
