@@ -173,5 +173,18 @@ def headers_to_json(headers: Headers) -> str:
                           for name, raw in headers) + "]"
 
 
+_json_decoder = json.JSONDecoder()
+
+
 def headers_from_json(text: str) -> Headers:
-    return [(name, value.encode("utf-8")) for name, value in json.loads(text)]
+    """Reads what headers_to_json wrote (or PostgreSQL printed from jsonb). Its decoder's
+    `raw_decode` first: `json.loads` around it took as long again (every record the relays
+    publish is read so); text around the list, or no list, goes to `json.loads`, which
+    ignores the one and names the other."""
+    try:
+        pairs, end = _json_decoder.raw_decode(text)
+    except ValueError:
+        end = -1
+    if end != len(text):
+        pairs = json.loads(text)
+    return [(name, value.encode("utf-8")) for name, value in pairs]

@@ -130,6 +130,17 @@ async def test_a_batch_takes_a_row_per_caller_naming_its_events(pool):
     assert {json.loads(r["detail"])["consultation_id"] for r in recorded} == {"cons-1"}
 
 
+async def test_a_detail_reads_back_as_it_was_given(pool):
+    details = [{"task_id": 'chữ "Đ" \\ \u2028', "owner_org_id": "vtv"},  # texts: the escaper
+               {"count": 3, "ids": ["a", "b"], "nested": {"x": None}},  # anything else
+               {1: "a number as a name"}]
+    async with pool.acquire() as conn, conn.transaction():
+        for detail in details:
+            await audit.record(conn, "Checked", "reg-1", detail=detail)
+    assert [json.loads(row["detail"]) for row in await rows(pool)] == [
+        details[0], details[1], {"1": "a number as a name"}]
+
+
 async def test_no_personal_data_is_recorded(pool):
     secrets = ("Phùng Thị Riêng Tư", "rieng.tu@example.vn", "0987654329", "bảo mật giúp tôi")
     received = new_event(consultation.CommentReceived(

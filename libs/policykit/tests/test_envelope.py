@@ -5,7 +5,8 @@ import unicodedata
 import pytest
 
 from policy.drafting.v1 import events_pb2 as drafting
-from policykit.envelope import EnvelopeError, from_record, new_event, to_record
+from policykit.envelope import (EnvelopeError, from_record, headers_from_json,
+                                headers_to_json, new_event, to_record)
 
 TITLE = "Luật Đất đai (sửa đổi): lấy ý kiến Nhân dân"
 
@@ -75,3 +76,20 @@ def test_only_lifecycle_events_are_wrapped():
         new_event(common_pb2.PageRequest(), "x")
     with pytest.raises(EnvelopeError, match="regulation_id is empty"):
         new_event(drafting.DraftRegistered(), "x")
+
+
+def test_stored_headers_read_back_in_every_form_they_are_stored():
+    _, _, headers = record(title=TITLE)
+    stored = headers_to_json(headers)
+    assert headers_from_json(stored) == headers
+    # As PostgreSQL prints jsonb (deferred events; outbox rows from before 0006), with
+    # whitespace around the list too.
+    printed = stored.replace('","', '", "').replace("],[", "], [")
+    assert headers_from_json(printed) == headers
+    assert headers_from_json(f" {printed}\n") == headers
+    # Non-ASCII stays as it is; what is not one JSON list is refused.
+    assert headers_from_json('[["ce_source","Bộ Tư pháp"]]') == [
+        ("ce_source", "Bộ Tư pháp".encode())]
+    for broken in (stored + "]", stored[:-1], "", "not json"):
+        with pytest.raises(ValueError):
+            headers_from_json(broken)
