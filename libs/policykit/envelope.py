@@ -177,10 +177,10 @@ _json_decoder = json.JSONDecoder()
 
 
 def headers_from_json(text: str) -> Headers:
-    """Reads what headers_to_json wrote (or PostgreSQL printed from jsonb). Its decoder's
-    `raw_decode` first: `json.loads` around it took as long again (every record the relays
-    publish is read so); text around the list, or no list, goes to `json.loads`, which
-    ignores the one and names the other."""
+    """Reads what headers_to_json wrote (or PostgreSQL printed from jsonb), with the
+    decoder's `raw_decode`: `json.loads` around it took as long again, and every record a
+    relay publishes is read so. Whitespace around the list, or text that is not one, is
+    left to `json.loads`, which skips the one and raises a clear error for the other."""
     try:
         pairs, end = _json_decoder.raw_decode(text)
     except ValueError:
