@@ -46,8 +46,7 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
-from deploy.local.postgres_server import PostgresServer
+from deploy.local.kafka_broker import free_port
 from policy.common.v1 import common_pb2
 from policy.consultation.v1 import consultation_service_pb2 as api
 from policy.consultation.v1 import consultation_service_pb2_grpc as api_grpc
@@ -58,11 +57,10 @@ from policykit.errors import retry_delay
 from policykit.grpc_server import GrpcServer
 from policykit.kafka_io import create_producer, publish
 from policykit.reference import default as reference_data
-from policykit.topics import ensure_topics
 from tests.bench import baselines
 from tests.bench.baselines import (aiokafka_produce_rate, comment_rows, event_records,
                                    kafka_python_produce_rate)
-from tests.bench.measure import Sampler, watch_topic, write_results
+from tests.bench.measure import Sampler, broker_and_database, watch_topic, write_results
 from tests.support import REPO, idle_rss_mb, start_service, topic_size
 
 RESULTS = Path(__file__).with_name("results") / "consultation_intake.json"
@@ -368,15 +366,7 @@ def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-consultation-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
-        broker = KafkaBroker(workdir / "kafka", free_port(), free_port(),
-                             ensure_jars(REPO / ".cache"))
-        broker.start()
-        stack.callback(broker.stop)
-        postgres = PostgresServer(workdir / "postgres", free_port())
-        postgres.start()
-        stack.callback(postgres.stop)
-        bootstrap, database_url = broker.bootstrap_servers, postgres.url
-        ensure_topics(bootstrap)
+        bootstrap, database_url = stack.enter_context(broker_and_database(workdir))
         reference_data()
 
         print(f"building a corpus of {args.comments:,} comments …", flush=True)

@@ -42,20 +42,18 @@ import psutil
 from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 
-from deploy.local.kafka_broker import KafkaBroker, ensure_jars, free_port
-from deploy.local.postgres_server import PostgresServer
+from deploy.local.kafka_broker import free_port
 from policy.common.v1 import common_pb2 as common
 from policy.communication.v1 import events_pb2 as tasks
 from policy.evaluation.v1 import evaluation_service_pb2 as api
 from policy.evaluation.v1 import evaluation_service_pb2_grpc as api_grpc
 from policykit.envelope import new_event, to_record
 from policykit.reference import default as reference_data
-from policykit.topics import ensure_topics
 from services.evaluation.scorecards import COUNTERS_SQL, LOST_ITEMS_SQL
 from services.evaluation.scoring import COMPONENT_NAMES
 from tests.bench.baselines import aiokafka_consume_rate, kafka_python_consume_rate
-from tests.bench.measure import percentiles, run_timed
-from tests.support import REPO, idle_rss_mb, start_service
+from tests.bench.measure import broker_and_database, percentiles, run_timed
+from tests.support import idle_rss_mb, start_service
 
 RESULTS = Path(__file__).with_name("results") / "evaluation.json"
 TOPIC = "policy.delivery-reports.v1"
@@ -346,18 +344,8 @@ def _months(period: str) -> list[date]:
 def run(reports: int, task_count: int, calls: int, kafka_python_sample: int) -> dict:
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-eval-")))
-        (workdir / "kafka").mkdir()
-        (workdir / "postgres").mkdir()
-        broker = KafkaBroker(workdir / "kafka", free_port(), free_port(),
-                             ensure_jars(REPO / ".cache"), heap="1g")
-        broker.start()
-        stack.callback(broker.stop)
-        database = PostgresServer(workdir / "postgres", free_port())
-        database.start()
-        stack.callback(database.stop)
-        bootstrap = broker.bootstrap_servers
-        ensure_topics(bootstrap)
-        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database.url,
+        bootstrap, database_url = stack.enter_context(broker_and_database(workdir))
+        env = {"KAFKA_BOOTSTRAP_SERVERS": bootstrap, "DATABASE_URL": database_url,
                "EVALUATION_DASHBOARD_PORT": str(free_port()), "LOG_LEVEL": "WARNING"}
 
         print("starting the service idle …", flush=True)
@@ -377,13 +365,13 @@ def run(reports: int, task_count: int, calls: int, kafka_python_sample: int) -> 
         service = start_service("services.evaluation", workdir, env)
         stack.callback(service.terminate)
         aggregated_rate, delivery_rss = asyncio.run(
-            aggregation_rate(database.url, reports, service.process.pid))
+            aggregation_rate(database_url, reports, service.process.pid))
 
         print(f"loading {task_count:,} tasks …", flush=True)
-        load = asyncio.run(load_tasks(database.url, task_count))
+        load = asyncio.run(load_tasks(database_url, task_count))
         print(f"timing {calls} scorecards and {calls // 2} rankings …", flush=True)
         service_latency = grpc_latencies(service.grpc_target, calls)
-        raw_latency = asyncio.run(asyncpg_latencies(database.url, calls))
+        raw_latency = asyncio.run(asyncpg_latencies(database_url, calls))
         loaded_rss = max(delivery_rss, rss_mb(service.process.pid))
 
     scorecard, rankings = service_latency["get_scorecard_ms"], service_latency["list_rankings_ms"]
@@ -446,7 +434,8 @@ def main(argv: list[str] | None = None, results_path: Path = RESULTS) -> None:
     parser.add_argument("--calls", type=int, default=400)
     parser.add_argument("--kafka-python-sample", type=int, default=300_000)
     args = parser.parse_args(argv)
-    run_timed(lambda: run(args.reports, args.tasks, args.calls, args.kafka_python_sample), show, results_path)
+    run_timed(lambda: run(args.reports, args.tasks, args.calls, args.kafka_python_sample),
+              show, results_path)
 
 
 if __name__ == "__main__":

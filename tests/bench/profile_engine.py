@@ -21,7 +21,6 @@ import functools
 import gc
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import psutil
