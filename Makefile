@@ -12,7 +12,7 @@ TOXIPROXY := $(CURDIR)/.cache/bin/toxiproxy-server
 PROTOS := $(shell find protos -name '*.proto' | sort)
 export PYTHONPATH := $(CURDIR):$(CURDIR)/gen/python:$(CURDIR)/libs:$(CURDIR)/clients
 
-.PHONY: demo up down status test faults faults-long fuzz lint k8s-validate bench protos cli deps system-packages client-tools toxiproxy clean
+.PHONY: demo up down status test faults faults-long fuzz lint k8s-validate bench ab protos cli deps system-packages client-tools toxiproxy clean
 
 ## demo: start Kafka, PostgreSQL and the services, then run a regulation through them
 demo: up
@@ -59,6 +59,11 @@ k8s-validate: deps protos
 ## tests/bench/results/latest.json
 bench: deps protos
 	$(PY) -m tests.bench
+
+## ab: two revisions measured by one benchmark in interleaved pairs (tests/bench/ab.py), e.g.
+##   make ab AB="HEAD~1 HEAD --pairs 6 -- --events 2000 --loads 200 --seconds 30 --replicas 1"
+ab: deps protos
+	$(PY) -m tests.bench.ab $(AB)
 
 ## lint: buf lint on the protobuf contracts, then the event contracts (AsyncAPI, buf breaking)
 lint: $(BUF) protos

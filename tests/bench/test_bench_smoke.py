@@ -60,3 +60,23 @@ def test_the_engine_profile_runs_and_writes_its_statistics(tmp_path):
     assert "5 registrations a batch, then a relay pass: 200 batches" in output, output
     assert "this process" in output and "meanwhile kafka" in output, output
     assert statistics.stat().st_size > 0
+
+
+def test_an_a_b_of_a_revision_with_itself_runs_both_sides_in_worktrees_and_removes_them(
+        tmp_path):
+    worktrees_before = subprocess.run(["git", "-C", str(REPO), "worktree", "list"],
+                                      capture_output=True, text=True, check=True).stdout
+    output = run_module("tests.bench.ab", "HEAD", "HEAD", "--pairs", "1", "--pause", "0",
+                        "--output", str(tmp_path), "--", "--events", "300", "--loads", "50",
+                        "--seconds", "2", "--baseline-rows", "300", "--replicas", "1",
+                        timeout=600)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+
+    assert [(run["pair"], run["side"]) for run in summary["runs"]] == [(1, "A"), (1, "B")]
+    assert summary["bench_argv"][:2] == ["--events", "300"]
+    figures = {figure["figure"]: figure for figure in summary["summary"]}
+    assert {"saturated events/s", "p99 at 50/s (ms)"} <= set(figures), figures
+    assert all(figure["median_base"] > 0 for figure in figures.values()), figures
+    assert "B won" in output and (tmp_path / "pair1-B.log").stat().st_size > 0
+    assert subprocess.run(["git", "-C", str(REPO), "worktree", "list"], capture_output=True,
+                          text=True, check=True).stdout == worktrees_before
