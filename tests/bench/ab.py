@@ -223,6 +223,8 @@ def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
     args, bench_argv = parser.parse_args(argv[:split]), argv[split + 1:]
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     commits = {"A": commit_of(args.base), "B": commit_of(args.candidate)}
     revisions = {side: f"{name} ({commits[side][:10]})"
                  for side, name in (("A", args.base), ("B", args.candidate))}
@@ -251,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             write_results({"bench": args.bench, "bench_argv": bench_argv,
                            "revisions": revisions, "runs": runs, "summary": summary},
                           output / "summary.json")
-        show(summarise(runs), revisions)
+        show(summary, revisions)
     finally:
         for directory in directories.values():
             if directory.exists():

@@ -3,9 +3,14 @@ summary of complete pairs. Its run against real revisions is in test_bench_smoke
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
-from tests.bench.ab import order_of_runs, sign_test_p, summarise
+from tests.bench.ab import FIGURES, order_of_runs, sign_test_p, summarise
+
+RESULTS = Path(__file__).with_name("results")
 
 
 def test_the_sides_alternate_which_runs_first():
@@ -50,3 +55,13 @@ def test_only_figures_both_sides_report_are_compared():
     newer["figures"]["made_to_published p99 (ms)"] = {"value": 40, "higher_is_better": False}
     assert [f["figure"] for f in summarise([older, newer])] == ["events/s", "p99 (ms)"]
     assert summarise([older]) == []
+
+
+@pytest.mark.parametrize("bench", sorted(FIGURES))
+def test_each_benchmark_s_committed_results_give_its_figures(bench):
+    results = json.loads((RESULTS / f"{bench}.json").read_text())
+    figures = list(FIGURES[bench](results))
+
+    assert len(figures) >= 3
+    assert len({figure.name for figure in figures}) == len(figures)
+    assert all(figure.value > 0 for figure in figures), figures
