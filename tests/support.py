@@ -21,7 +21,14 @@ from kafka import KafkaConsumer, TopicPartition
 from deploy.local.kafka_broker import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-PYTHONPATH = os.pathsep.join(str(REPO / p) for p in (".", "gen/python", "libs", "clients"))
+
+
+def pythonpath(checkout: Path) -> str:
+    """The PYTHONPATH a checkout of this repository runs with (as the Makefile exports it)."""
+    return os.pathsep.join(str(checkout / p) for p in (".", "gen/python", "libs", "clients"))
+
+
+PYTHONPATH = pythonpath(REPO)
 
 
 def read_topic(bootstrap: str, topics: list[str], until: Callable[[list], bool],

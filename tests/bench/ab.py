@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from tests.bench.measure import write_results
-from tests.support import REPO
+from tests.support import REPO, pythonpath
 
 OUTPUT_ROOT = REPO / ".cache" / "bench" / "ab"
 # Runs a benchmark's main() with its results written where the A/B reads them.
@@ -198,8 +198,7 @@ def check_out(commit: str, directory: Path) -> None:
 
 def run_once(bench: str, directory: Path, argv: list[str], results: Path, log: Path) -> dict:
     """Runs the benchmark in the worktree; returns its results."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        str(directory / p) for p in (".", "gen/python", "libs", "clients"))}
+    env = {**os.environ, "PYTHONPATH": pythonpath(directory)}
     with log.open("w") as out:
         run = subprocess.run([sys.executable, "-c", RUN_BENCH, bench, str(results), *argv],
                              cwd=directory, env=env, stdout=out, stderr=subprocess.STDOUT)
