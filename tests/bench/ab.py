@@ -1,13 +1,13 @@
 """Interleaved A/B of two revisions with one benchmark: `python -m tests.bench.ab BASE
 CANDIDATE [--bench lifecycle] [--pairs 6] [-- the benchmark's own options]` (`make ab`).
 
-On this shared 2-core machine one run each way decides nothing: the same commit's lifecycle
-p99 at 200 events/s has ranged 137–323 ms in one morning. So the two revisions run in pairs,
-their order alternating (A B, B A, A B …) so that a drift of the machine over the session
-falls on both; each figure is kept for every run and shown as the median of each side, the
-median of the pairs' ratios (candidate / base), and as how many pairs the candidate won, with the exact
-two-sided sign test's p-value for that count (tossing a coin for each of 6 pairs splits them
-5–1 or more unevenly 22 % of the time: p = 0.22).
+On this shared 2-core machine one run each way decides nothing: the same commit's lifecycle p99
+at 200 events/s has ranged 137–323 ms in one morning. So the two revisions run in pairs, their
+order alternating (A B, B A, A B …) so that a drift of the machine over the session falls on
+both; each figure is kept for every run and shown, after every pair, as the median of each
+side, the median of the pairs' ratios (candidate / base), and as how many pairs the candidate
+won, with the exact two-sided sign test's p-value for that count (tossing a coin for each of 6
+pairs splits them 5–1 or more unevenly 22 % of the time: p = 0.22).
 
 Each revision is checked out into a git worktree of its own (`.venv` and `.cache` shared with
 this checkout, its protobuf code generated from its own protos), and the benchmark runs there
@@ -252,7 +252,8 @@ def main(argv: list[str] | None = None) -> None:
             write_results({"bench": args.bench, "bench_argv": bench_argv,
                            "revisions": revisions, "runs": runs, "summary": summary},
                           output / "summary.json")
-        show(summary, revisions)
+            if sum(run["pair"] == pair for run in runs) == 2:
+                show(summary, revisions)  # every figure so far: a clear early lead shows
     finally:
         for directory in directories.values():
             if directory.exists():
