@@ -32,9 +32,10 @@ _MARKER = ".complete"
 # Same GC settings as Kafka's own launcher scripts (kafka-run-class.sh); and only the JVM's
 # quick compiler (C1). A broker here lives for a test run, a demo or a benchmark, on the cores
 # the services and PostgreSQL use: its optimising compiler (C2) took 0.2–0.9 of a core for the
-# first 20–40 s of any new traffic, longer than most of those last. C1's code costs ~0.15 ms
-# of CPU a small produce request against ~0.09 once C2 has compiled it all (README,
-# Performance). Long-lived brokers (k8s, Strimzi) keep the JVM's default.
+# first 20–40 s of any new traffic, longer than most of those last. C1's code costs ~1.7× the
+# CPU a small produce request that C2's does once compiled (0.15 against 0.09 ms, and 0.6–0.75
+# against 0.36–0.43 ms on a slower day: README, Performance). Long-lived brokers (k8s,
+# Strimzi) keep the JVM's default.
 _JVM_FLAGS = [
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
