@@ -33,9 +33,9 @@ _MARKER = ".complete"
 # quick compiler (C1). A broker here lives for a test run, a demo or a benchmark, on the cores
 # the services and PostgreSQL use: its optimising compiler (C2) took 0.2–0.9 of a core for the
 # first 20–40 s of any new traffic, longer than most of those last. C1's code costs ~1.7× the
-# CPU a small produce request that C2's does once compiled (0.15 against 0.09 ms, and 0.6–0.75
-# against 0.36–0.43 ms on a slower day: README, Performance). Long-lived brokers (k8s,
-# Strimzi) keep the JVM's default.
+# CPU a small produce request that C2's does once compiled (0.15 against 0.09 ms in one
+# measure, 0.6–0.75 against 0.36–0.43 ms in a later one: README, Performance). Long-lived
+# brokers (k8s, Strimzi) keep the JVM's default.
 _JVM_FLAGS = [
     "-XX:+UseG1GC",
     "-XX:MaxGCPauseMillis=20",
