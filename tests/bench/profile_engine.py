@@ -1,5 +1,5 @@
 """The task engine in one process: `python -m tests.bench.profile_engine [--events N]
-[--small-batches N] [--profile FILE]` (PYTHONPATH=.:gen/python:libs).
+[--small-batches N] [--profile FILE] [--statements]` (PYTHONPATH=.:gen/python:libs).
 
 Where bench_lifecycle measures the service end to end, this times its two halves here, against
 a Kafka broker and a PostgreSQL server of its own: the engine's batch handler
@@ -10,19 +10,25 @@ on a 2-core machine they share the cores with the engine. The README's per-task 
 from here. Then, as the service works at a light load (200 events/s: a few events a batch),
 batches of --small-batches events each followed by a relay pass, timed a batch: what a batch
 costs beyond its tasks sets the latency there. With --profile, cProfile's statistics of the
-three phases go to FILE (`python -m pstats FILE`). Nothing is asserted."""
+three phases go to FILE (`python -m pstats FILE`). With --statements, PostgreSQL's CPU in that
+last phase is shown by statement and stage (parsing, planning, executing), from the server's own
+per-statement resource figures (`log_parser_stats`, `log_planner_stats`, `log_executor_stats`
+in its log): pgserver ships no `pg_stat_statements`. Nothing is asserted."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import cProfile
 import functools
 import gc
+import re
 import tempfile
 import time
 from pathlib import Path
 
+import asyncpg
 import psutil
 
 from policykit import db
@@ -37,6 +43,7 @@ from tests.bench.bench_lifecycle import Lifecycles
 from tests.bench.measure import broker_and_database
 
 BATCH = 100
+LOGGED_AFTER = 10  # light batches on new connections before PostgreSQL's CPU is read
 
 
 class ServerCpu:
@@ -62,6 +69,58 @@ class ServerCpu:
             return total
         return {"kafka": cpu([self.kafka]),
                 "postgres": cpu([self.postgres, *self.postgres.children(recursive=True)])}
+
+
+# The server logs each stage's resource figures as an entry of its own, then the statement.
+_LOG_ENTRY = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \S+ \[\d+\] ", re.M)
+_STAGE = re.compile(r"LOG:  (PARSER|PARSE ANALYSIS|REWRITER|PLANNER|EXECUTOR) STATISTICS")
+_USAGE = re.compile(r"([\d.]+) s user, ([\d.]+) s system")
+_STATEMENT = re.compile(r"STATEMENT:  (.*)", re.S)
+_STAGE_NAMES = {"PARSER": "parse", "PARSE ANALYSIS": "parse", "REWRITER": "parse",
+                "PLANNER": "plan", "EXECUTOR": "execute"}
+STATEMENT_SETTINGS = ("log_parser_stats", "log_planner_stats", "log_executor_stats")
+
+
+def statement_cpu(log: str) -> dict[str, collections.Counter[str]]:
+    """CPU seconds by statement (its first 90 characters, spaces collapsed) and stage, read from
+    a server log written with STATEMENT_SETTINGS on and `log_min_error_statement` at `log`."""
+    by_statement: dict[str, collections.Counter[str]] = {}
+    stage, seen = None, collections.Counter()
+    for entry in _LOG_ENTRY.split(log):
+        if (named := _STAGE.search(entry)) is not None:
+            stage = _STAGE_NAMES[named.group(1)]
+        elif (usage := _USAGE.search(entry)) is not None and stage is not None:
+            seen[stage] += float(usage.group(1)) + float(usage.group(2))
+            stage = None
+        elif (statement := _STATEMENT.search(entry)) is not None and seen:
+            text = " ".join(statement.group(1).split())[:90]
+            by_statement.setdefault(text, collections.Counter()).update(seen)
+            seen = collections.Counter()
+    return by_statement
+
+
+def show_statement_cpu(by_statement: dict[str, collections.Counter[str]], batches: int) -> None:
+    print("PostgreSQL's CPU by statement, µs a batch (parse / plan / execute):")
+    for text, stages in sorted(by_statement.items(), key=lambda item: -item[1].total()):
+        if stages.total() / batches < 0.5e-6:
+            continue  # e.g. turning the figures off
+        print(f"  {stages.total() / batches * 1e6:6.0f}  ({stages['parse'] / batches * 1e6:.0f}"
+              f" / {stages['plan'] / batches * 1e6:.0f} / {stages['execute'] / batches * 1e6:.0f})"
+              f"  {text}")
+
+
+async def log_statement_cpu(pool: asyncpg.Pool, on: bool) -> None:
+    """Turns the server's per-statement resource figures on or off for the pool's user; the
+    pool's connections are replaced so that the next ones start with it."""
+    async with pool.acquire() as conn:
+        user = await conn.fetchval("SELECT current_user")
+        for setting in (*STATEMENT_SETTINGS, "log_min_error_statement"):
+            if on:
+                value = "log" if setting == "log_min_error_statement" else "on"
+                await conn.execute(f'ALTER ROLE "{user}" SET {setting} = {value}')
+            else:
+                await conn.execute(f'ALTER ROLE "{user}" RESET {setting}')
+    await pool.expire_connections()
 
 
 class Phase:
@@ -95,7 +154,11 @@ class Phase:
 
 
 async def profile(bootstrap: str, database_url: str, servers: ServerCpu, events: int,
-                  small_batch: int, profiler: cProfile.Profile | None) -> None:
+                  small_batch: int, profiler: cProfile.Profile | None,
+                  server_log: Path | None) -> None:
+    """Times the three phases; with `server_log`, then PostgreSQL's CPU by statement over as
+    many light batches again (logging each statement's figures slows the server: the phases
+    timed before are not)."""
     await db.migrate(database_url, CONSUMER, [MIGRATIONS])
     pool = await db.create_pool(database_url, CONSUMER)
     reference = reference_data()
@@ -105,6 +168,8 @@ async def profile(bootstrap: str, database_url: str, servers: ServerCpu, events:
     decoded = [from_record(key, value, headers) for _, key, value, headers in records]
     # Large-impact registrations, as the lifecycle benchmark offers at fixed loads.
     small = [[lifecycles.draft(large=True) for _ in range(small_batch)] for _ in range(200)]
+    # The first few on the pool's new connections, which look up the statements' types.
+    logged = [[lifecycles.draft(large=True) for _ in range(small_batch)] for _ in range(210)]
     relay = OutboxRelay(pool, functools.partial(create_relay_producer, bootstrap,
                                                 KafkaSecurity(), client_id="profile-engine"),
                         CONSUMER)
@@ -123,6 +188,17 @@ async def profile(bootstrap: str, database_url: str, servers: ServerCpu, events:
             for batch in small:
                 await engine.handle_batch(batch)
                 await relay.publish_batch()
+        if server_log is not None:
+            await log_statement_cpu(pool, on=True)
+            for number, batch in enumerate(logged):
+                if number == LOGGED_AFTER:
+                    logged_from = server_log.stat().st_size
+                await engine.handle_batch(batch)
+                await relay.publish_batch()
+            await log_statement_cpu(pool, on=False)
+            with server_log.open(encoding="utf-8", errors="replace") as log:
+                log.seek(logged_from)
+                by_statement = statement_cpu(log.read())
     finally:
         await relay.close()
         await pool.close()
@@ -130,6 +206,8 @@ async def profile(bootstrap: str, database_url: str, servers: ServerCpu, events:
     handling.show("batch handler", tasks, "task")
     relaying.show("outbox relay", published, "record")
     light.show(f"{small_batch} registrations a batch, then a relay pass", len(small), "batch")
+    if server_log is not None:
+        show_statement_cpu(by_statement, len(logged) - LOGGED_AFTER)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -140,13 +218,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--small-batches", type=int, default=5, metavar="N",
                         help="events a batch in the light-load phase (default 5)")
     parser.add_argument("--profile", type=Path, help="write cProfile statistics here")
+    parser.add_argument("--statements", action="store_true",
+                        help="then PostgreSQL's CPU by statement over as many light batches")
     args = parser.parse_args(argv)
     profiler = cProfile.Profile() if args.profile else None
     with tempfile.TemporaryDirectory(prefix="profile-engine-") as folder:
         workdir = Path(folder)
+        # The server's log, as broker_and_database lays out its PostgresServer.
+        server_log = workdir / "postgres" / "postgres.log" if args.statements else None
         with broker_and_database(workdir) as (bootstrap, database_url):
             asyncio.run(profile(bootstrap, database_url, ServerCpu(workdir), args.events,
-                                args.small_batches, profiler))
+                                args.small_batches, profiler, server_log))
     if profiler:
         profiler.dump_stats(args.profile)
         print(f"profile written to {args.profile}")

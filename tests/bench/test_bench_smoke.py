@@ -55,10 +55,11 @@ def test_small_run_reports_every_figure_against_a_baseline(tmp_path):
 def test_the_engine_profile_runs_and_writes_its_statistics(tmp_path):
     statistics = tmp_path / "engine.prof"
     output = run_module("tests.bench.profile_engine", "--events", "200", "--profile",
-                        str(statistics), timeout=600)
+                        str(statistics), "--statements", timeout=600)
     assert "batch handler: " in output and "outbox relay: " in output, output
     assert "5 registrations a batch, then a relay pass: 200 batches" in output, output
     assert "this process" in output and "meanwhile kafka" in output, output
+    assert "PostgreSQL's CPU by statement" in output and "INSERT INTO inbox" in output, output
     assert statistics.stat().st_size > 0
 
 
