@@ -78,12 +78,14 @@ _USAGE = re.compile(r"([\d.]+) s user, ([\d.]+) s system")
 _STATEMENT = re.compile(r"STATEMENT:  (.*)", re.S)
 _STAGE_NAMES = {"PARSER": "parse", "PARSE ANALYSIS": "parse", "REWRITER": "parse",
                 "PLANNER": "plan", "EXECUTOR": "execute"}
-STATEMENT_SETTINGS = ("log_parser_stats", "log_planner_stats", "log_executor_stats")
+# Each statement's resource figures in the log, by stage, and the statement after each.
+LOG_SETTINGS = {"log_parser_stats": "on", "log_planner_stats": "on", "log_executor_stats": "on",
+                "log_min_error_statement": "log"}
 
 
 def statement_cpu(log: str) -> dict[str, collections.Counter[str]]:
     """CPU seconds by statement (its first 90 characters, spaces collapsed) and stage, read from
-    a server log written with STATEMENT_SETTINGS on and `log_min_error_statement` at `log`."""
+    a server log written with LOG_SETTINGS."""
     by_statement: dict[str, collections.Counter[str]] = {}
     stage, seen = None, collections.Counter()
     for entry in _LOG_ENTRY.split(log):
@@ -114,12 +116,9 @@ async def log_statement_cpu(pool: asyncpg.Pool, on: bool) -> None:
     pool's connections are replaced so that the next ones start with it."""
     async with pool.acquire() as conn:
         user = await conn.fetchval("SELECT current_user")
-        for setting in (*STATEMENT_SETTINGS, "log_min_error_statement"):
-            if on:
-                value = "log" if setting == "log_min_error_statement" else "on"
-                await conn.execute(f'ALTER ROLE "{user}" SET {setting} = {value}')
-            else:
-                await conn.execute(f'ALTER ROLE "{user}" RESET {setting}')
+        for setting, value in LOG_SETTINGS.items():
+            await conn.execute(f'ALTER ROLE "{user}" SET {setting} = {value}' if on
+                               else f'ALTER ROLE "{user}" RESET {setting}')
     await pool.expire_connections()
 
 
@@ -169,7 +168,8 @@ async def profile(bootstrap: str, database_url: str, servers: ServerCpu, events:
     # Large-impact registrations, as the lifecycle benchmark offers at fixed loads.
     small = [[lifecycles.draft(large=True) for _ in range(small_batch)] for _ in range(200)]
     # The first few on the pool's new connections, which look up the statements' types.
-    logged = [[lifecycles.draft(large=True) for _ in range(small_batch)] for _ in range(210)]
+    logged = [[lifecycles.draft(large=True) for _ in range(small_batch)]
+              for _ in range(LOGGED_AFTER + len(small) if server_log else 0)]
     relay = OutboxRelay(pool, functools.partial(create_relay_producer, bootstrap,
                                                 KafkaSecurity(), client_id="profile-engine"),
                         CONSUMER)
@@ -196,9 +196,9 @@ async def profile(bootstrap: str, database_url: str, servers: ServerCpu, events:
                 await engine.handle_batch(batch)
                 await relay.publish_batch()
             await log_statement_cpu(pool, on=False)
-            with server_log.open(encoding="utf-8", errors="replace") as log:
+            with server_log.open("rb") as log:
                 log.seek(logged_from)
-                by_statement = statement_cpu(log.read())
+                by_statement = statement_cpu(log.read().decode("utf-8", "replace"))
     finally:
         await relay.close()
         await pool.close()
