@@ -71,8 +71,9 @@ class ServerCpu:
                 "postgres": cpu([self.postgres, *self.postgres.children(recursive=True)])}
 
 
-# The server logs each stage's resource figures as an entry of its own, then the statement.
-_LOG_ENTRY = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \S+ \[\d+\] ", re.M)
+# The server logs each stage's resource figures as an entry of its own, then the statement;
+# entries start with the time and the backend's pid (deploy.local.postgres_server's prefix).
+_LOG_ENTRY = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+ \S+ \[(\d+)\] ", re.M)
 _STAGE = re.compile(r"LOG:  (PARSER|PARSE ANALYSIS|REWRITER|PLANNER|EXECUTOR) STATISTICS")
 _USAGE = re.compile(r"([\d.]+) s user, ([\d.]+) s system")
 _STATEMENT = re.compile(r"STATEMENT:  (.*)", re.S)
@@ -85,19 +86,23 @@ LOG_SETTINGS = {"log_parser_stats": "on", "log_planner_stats": "on", "log_execut
 
 def statement_cpu(log: str) -> dict[str, collections.Counter[str]]:
     """CPU seconds by statement (its first 90 characters, spaces collapsed) and stage, read from
-    a server log written with LOG_SETTINGS."""
+    a server log written with LOG_SETTINGS; each backend's entries are followed on their own,
+    since several backends' may interleave."""
     by_statement: dict[str, collections.Counter[str]] = {}
-    stage, seen = None, collections.Counter()
-    for entry in _LOG_ENTRY.split(log):
+    stage: dict[str, str] = {}  # by backend: the stage whose figures come next
+    seen: dict[str, collections.Counter[str]] = {}  # by backend: figures awaiting a statement
+    starts = list(_LOG_ENTRY.finditer(log))
+    for start, following in zip(starts, [*starts[1:], None]):
+        backend = start.group(1)
+        entry = log[start.end():following.start() if following else len(log)]
         if (named := _STAGE.search(entry)) is not None:
-            stage = _STAGE_NAMES[named.group(1)]
-        elif (usage := _USAGE.search(entry)) is not None and stage is not None:
-            seen[stage] += float(usage.group(1)) + float(usage.group(2))
-            stage = None
-        elif (statement := _STATEMENT.search(entry)) is not None and seen:
+            stage[backend] = _STAGE_NAMES[named.group(1)]
+        elif (usage := _USAGE.search(entry)) is not None and backend in stage:
+            seen.setdefault(backend, collections.Counter())[stage.pop(backend)] += (
+                float(usage.group(1)) + float(usage.group(2)))
+        elif (statement := _STATEMENT.search(entry)) is not None and backend in seen:
             text = " ".join(statement.group(1).split())[:90]
-            by_statement.setdefault(text, collections.Counter()).update(seen)
-            seen = collections.Counter()
+            by_statement.setdefault(text, collections.Counter()).update(seen.pop(backend))
     return by_statement
 
 

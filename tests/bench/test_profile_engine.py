@@ -4,6 +4,7 @@
 from tests.bench.profile_engine import statement_cpu
 
 PREFIX = "2026-11-28 12:57:57.210 UTC [26576] postgres@regplatform "
+OTHER = "2026-11-28 12:57:57.211 UTC [26577] postgres@regplatform "  # another backend
 LOG = "".join(
     f"{PREFIX}LOG:  {stage} STATISTICS\n"
     f"{PREFIX}DETAIL:  ! system usage stats:\n"
@@ -30,3 +31,18 @@ def test_each_statement_gets_the_cpu_of_its_stages():
 def test_entries_without_figures_are_left_out():
     assert statement_cpu(f"{PREFIX}LOG:  checkpoint starting: time\n"
                          f"{PREFIX}STATEMENT:  SELECT 1\n") == {}
+
+
+def test_backends_whose_entries_interleave_are_followed_apart():
+    log = (f"{PREFIX}LOG:  PLANNER STATISTICS\n"
+           f"{OTHER}LOG:  EXECUTOR STATISTICS\n"
+           f"{PREFIX}DETAIL:  ! system usage stats:\n\t!\t0.000020 s user, 0.000000 s system\n"
+           f"{OTHER}DETAIL:  ! system usage stats:\n\t!\t0.000300 s user, 0.000000 s system\n"
+           f"{OTHER}STATEMENT:  COMMIT;\n"
+           f"{PREFIX}STATEMENT:  SELECT 1\n")
+
+    by_statement = statement_cpu(log)
+
+    assert round(by_statement["SELECT 1"]["plan"], 6) == 0.00002
+    assert round(by_statement["COMMIT;"]["execute"], 6) == 0.0003
+    assert by_statement["SELECT 1"]["execute"] == 0
