@@ -3,9 +3,10 @@
 
 It starts one Kafka broker and one PostgreSQL server, measures the baselines once against them
 (tests/bench/baselines.py: Kafka's own ProducerPerformance and ConsumerPerformance, kafka-python
-and aiokafka, asyncpg executemany and COPY, an empty gRPC call), then runs each platform
-benchmark and prints one table: every platform figure beside the baseline it rests on and
-their ratio, so that the noise of a shared machine mostly cancels.
+and aiokafka, asyncpg executemany and COPY, an empty gRPC call, a loopback round trip on one
+core and on two), then runs each platform benchmark and prints one table: every platform figure
+beside the baseline it rests on and their ratio, so that the noise of a shared machine mostly
+cancels.
 
 The memory benchmark runs against the harness's broker and server. The lifecycle, consultation
 intake and evaluation benchmarks start a broker and a server of their own (their services'
@@ -47,7 +48,7 @@ BENCHES = ("memory", "lifecycle", "consultation_intake", "evaluation")
 SCALES = {
     "small": {
         "baselines": {"tool_records": 50_000, "client_records": 5_000, "rows": 2_000,
-                      "grpc_calls": 300},
+                      "grpc_calls": 300, "round_trips": 2_000},
         "memory": {"drafts": 5, "comments": 500, "reports": 20_000},
         "lifecycle": ["--events", "600", "--loads", "50", "--seconds", "3",
                       "--baseline-rows", "500"],
@@ -59,7 +60,7 @@ SCALES = {
     },
     "full": {
         "baselines": {"tool_records": 1_000_000, "client_records": 100_000, "rows": 200_000,
-                      "grpc_calls": 20_000},
+                      "grpc_calls": 20_000, "round_trips": 20_000},
         "memory": {"drafts": 300, "comments": 50_000, "reports": 500_000},
         # The benchmarks' own defaults are the issue's sizes.
         "lifecycle": [], "consultation_intake": [], "evaluation": [],
@@ -101,7 +102,11 @@ def baseline_figures(b: dict) -> list[dict]:
                b["kafka_tools_consume_per_s"]),
         figure("asyncpg executemany", b["asyncpg_insert_rows_per_s"], "rows/s", "asyncpg COPY",
                b["asyncpg_copy_rows_per_s"]),
-    ]
+        figure("loopback round trip", b["loopback_round_trip_us"], "µs",
+               "the same on one core", b["loopback_round_trip_one_core_us"]),
+    ] + ([figure("loopback round trip, two cores", b["loopback_round_trip_two_cores_us"], "µs",
+                 "the same on one core", b["loopback_round_trip_one_core_us"])]
+         if "loopback_round_trip_two_cores_us" in b else [])
 
 
 def memory_figures(m: dict, b: dict) -> list[dict]:

@@ -6,7 +6,9 @@
   records of the same size;
 - asyncpg writing comment-shaped rows into a plain table (no index, no constraint), row by
   row with executemany and with COPY;
-- an empty unary gRPC call behind the platform's gRPC server.
+- an empty unary gRPC call behind the platform's gRPC server;
+- the host itself: a round trip between two processes over loopback TCP, both on one core and
+  on two (every request the platform makes of PostgreSQL or Kafka wakes another process).
 
 `measure(...)` returns them as one dict; the benchmarks use the single functions."""
 
@@ -16,7 +18,9 @@ import asyncio
 import os
 import random
 import re
+import socket
 import subprocess
+import sys
 import time
 import uuid
 from datetime import datetime, timezone
@@ -237,13 +241,72 @@ async def insert_rate(database_url: str, rows: list[tuple]) -> float:
                              lambda conn, part: conn.executemany(statement, part))
 
 
+# ---- the host ----------------------------------------------------------------------------
+
+# Sends back whatever it receives on a loopback connection to the port given.
+_ECHO = ("import socket, sys\n"
+         "connection = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\n"
+         "connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)\n"
+         "while data := connection.recv(4096):\n"
+         "    connection.sendall(data)\n")
+
+
+def loopback_round_trip_us(round_trips: int, cpus: tuple[int, int] | None) -> float:
+    """Microseconds a round trip of 100 bytes takes between this thread and an echoing process
+    over loopback TCP, the two on the CPUs `cpus` (None: wherever the scheduler puts them, as it
+    does the platform's processes). The platform waits on one for every statement it sends to
+    PostgreSQL and every request to Kafka; on a virtual machine, waking a process on another
+    core can cost many times a switch on the same one."""
+    own_cpus = os.sched_getaffinity(0)
+    message = b"x" * 100
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        echo = subprocess.Popen([sys.executable, "-c", _ECHO, str(server.getsockname()[1])])
+        try:
+            connection, _ = server.accept()
+            with connection:
+                connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if cpus is not None:
+                    os.sched_setaffinity(0, {cpus[0]})
+                    os.sched_setaffinity(echo.pid, {cpus[1]})
+
+                def exchange(count: int) -> None:
+                    for _ in range(count):
+                        connection.sendall(message)
+                        received = 0
+                        while received < len(message):
+                            received += len(connection.recv(4096))
+
+                exchange(100)  # the echo started and placed
+                started = time.perf_counter()
+                exchange(round_trips)
+                return (time.perf_counter() - started) / round_trips * 1e6
+        finally:
+            os.sched_setaffinity(0, own_cpus)
+            echo.kill()
+            echo.wait()
+
+
+def host_round_trips(round_trips: int) -> dict:
+    """loopback_round_trip_us as the scheduler places the two processes, on one core and, where
+    this process may use two, on two."""
+    cpus = sorted(os.sched_getaffinity(0))
+    figures = {"loopback_round_trip_us": loopback_round_trip_us(round_trips, None),
+               "loopback_round_trip_one_core_us": loopback_round_trip_us(
+                   round_trips, (cpus[0], cpus[0]))}
+    if len(cpus) > 1:
+        figures["loopback_round_trip_two_cores_us"] = loopback_round_trip_us(
+            round_trips, (cpus[0], cpus[1]))
+    return figures
+
+
 # ---- all of them --------------------------------------------------------------------------
 
 def measure(bootstrap: str, database_url: str, workdir: Path, record_bytes: int,
-            tool_records: int, client_records: int, rows: int, grpc_calls: int) -> dict:
+            tool_records: int, client_records: int, rows: int, grpc_calls: int,
+            round_trips: int) -> dict:
     """Every baseline once: the perf tools on `tool_records` records of `record_bytes`, the
-    Python clients on `client_records` such records, asyncpg on `rows` comment rows, and
-    `grpc_calls` empty unary calls."""
+    Python clients on `client_records` such records, asyncpg on `rows` comment rows,
+    `grpc_calls` empty unary calls and `round_trips` loopback round trips each way."""
     # Imported here: bench_consultation_intake imports this module.
     from tests.bench.bench_consultation_intake import corpus, grpc_ceiling
 
@@ -275,4 +338,7 @@ def measure(bootstrap: str, database_url: str, workdir: Path, record_bytes: int,
     ceiling = grpc_ceiling(grpc_calls, 64, workdir)
     figures["grpc_empty_unary_per_s"] = ceiling["per_second"]
     figures["grpc_empty_unary_p99_ms"] = ceiling["p99_ms"]
+    print(f"baselines: {round_trips:,} loopback round trips, on one core and on two …",
+          flush=True)
+    figures.update(host_round_trips(round_trips))
     return figures

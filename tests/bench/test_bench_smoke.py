@@ -38,6 +38,7 @@ def test_small_run_reports_every_figure_against_a_baseline(tmp_path):
     for service in PLATFORM_SERVICES:
         assert {f"{service} RSS idle", f"{service} RSS peak under load"} <= names
     for expected in ("kafka-python produce", "aiokafka consume", "asyncpg executemany",
+                     "loopback round trip",
                      "lifecycle events applied, saturated",
                      "lifecycle events applied, saturated, 2 replicas",
                      "lifecycle latency p99 at 50 events/s, 2 replicas",
