@@ -260,10 +260,12 @@ def loopback_round_trip_us(round_trips: int, cpus: tuple[int, int] | None) -> fl
     own_cpus = os.sched_getaffinity(0)
     message = b"x" * 100
     with socket.create_server(("127.0.0.1", 0)) as server:
+        server.settimeout(30)  # an echo that fails to start fails the baseline, not hangs it
         echo = subprocess.Popen([sys.executable, "-c", _ECHO, str(server.getsockname()[1])])
         try:
             connection, _ = server.accept()
             with connection:
+                connection.settimeout(30)
                 connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 if cpus is not None:
                     os.sched_setaffinity(0, {cpus[0]})
@@ -274,7 +276,10 @@ def loopback_round_trip_us(round_trips: int, cpus: tuple[int, int] | None) -> fl
                         connection.sendall(message)
                         received = 0
                         while received < len(message):
-                            received += len(connection.recv(4096))
+                            data = connection.recv(4096)
+                            if not data:
+                                raise RuntimeError("the echo process closed the connection")
+                            received += len(data)
 
                 exchange(100)  # the echo started and placed
                 started = time.perf_counter()
@@ -306,7 +311,7 @@ def measure(bootstrap: str, database_url: str, workdir: Path, record_bytes: int,
             round_trips: int) -> dict:
     """Every baseline once: the perf tools on `tool_records` records of `record_bytes`, the
     Python clients on `client_records` such records, asyncpg on `rows` comment rows,
-    `grpc_calls` empty unary calls and `round_trips` loopback round trips each way."""
+    `grpc_calls` empty unary calls and `round_trips` loopback round trips a placement."""
     # Imported here: bench_consultation_intake imports this module.
     from tests.bench.bench_consultation_intake import corpus, grpc_ceiling
 
